@@ -1,0 +1,60 @@
+"""Log-mel front end: waveform batch -> (B, 1, frames, n_mels) log-power mel spectrogram, in torch."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """Slaney-style mel filterbank, (n_fft // 2 + 1, n_mels) float32 — the same as
+    ``librosa.filters.mel(sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).T``."""
+    def hz_to_mel(f):
+        f = np.asarray(f, dtype=np.float64)
+        f_sp, min_log_hz = 200.0 / 3, 1000.0
+        min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+        return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-12) / min_log_hz) / logstep, f / f_sp)
+
+    def mel_to_hz(m):
+        m = np.asarray(m, dtype=np.float64)
+        f_sp, min_log_hz = 200.0 / 3, 1000.0
+        min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+        return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+    fft_freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    mel_freqs = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    fdiff = np.diff(mel_freqs)
+    ramps = mel_freqs[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_freqs[2 : n_mels + 2] - mel_freqs[:n_mels]))[:, None]
+    return weights.T.astype(np.float32)
+
+
+class LogMel(nn.Module):
+    """STFT (periodic Hann, centred, reflect padding) -> power -> ``@ mel_basis`` -> 10·log10(max(x, 1e-10)).
+
+    ``mel_basis`` is a persistent buffer: released checkpoints carry their own bank (msclap's HTSAT
+    was built with a 32 kHz / 50–14000 Hz bank and applied to 44.1 kHz audio), so it is loaded, not
+    recomputed. A fresh module is initialised from ``mel_sample_rate``/``fmin``/``fmax``.
+    """
+
+    def __init__(self, n_fft: int = 1024, hop_length: int = 320, n_mels: int = 64, mel_sample_rate: int = 44100,
+                 fmin: float = 50.0, fmax: float = 14000.0, **_: object) -> None:
+        super().__init__()
+        self.n_fft, self.hop_length = n_fft, hop_length
+        self.register_buffer("window", torch.hann_window(n_fft, periodic=True), persistent=False)
+        bank = mel_filterbank(mel_sample_rate, n_fft, n_mels, fmin, fmax)
+        self.register_buffer("mel_basis", torch.from_numpy(bank))
+
+    def num_frames(self, num_samples: int) -> int:
+        return num_samples // self.hop_length + 1
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        """(B, T) waveform -> (B, 1, T // hop + 1, n_mels) log-mel in dB."""
+        spec = torch.stft(waveform, self.n_fft, self.hop_length, window=self.window.to(waveform.dtype),
+                          center=True, pad_mode="reflect", return_complex=True)
+        power = spec.real.square() + spec.imag.square()
+        mel = power.transpose(1, 2) @ self.mel_basis.to(waveform.dtype)
+        return (10.0 * torch.log10(mel.clamp_min(1e-10))).unsqueeze(1)

@@ -1,0 +1,27 @@
+"""The log-mel front end reproduces msclap's torchlibrosa features."""
+import numpy as np
+import pytest
+import torch
+
+from clapkit.audio.features import LogMel, mel_filterbank
+from parity import msclap_raw_state, parity_atol, parity_golden, parity_inputs
+
+MEL_KEY = {"2023": "audio_encoder.base.htsat.logmel_extractor.melW", "2022": "audio_encoder.base.logmel_extractor.melW",
+           "clapcap": "clap.base.htsat.logmel_extractor.melW"}
+
+
+@pytest.mark.parametrize("version,mel_rate", [("2023", 32000), ("2022", 44100), ("clapcap", 32000)])
+def test_filterbank_matches_the_checkpoint_bank(version, mel_rate):
+    bank = mel_filterbank(mel_rate, 1024, 64, 50, 14000)
+    np.testing.assert_allclose(bank, msclap_raw_state(version)[MEL_KEY[version]].numpy(), atol=1e-7)
+
+
+@pytest.mark.parametrize("version", ["2023", "2022", "clapcap"])
+def test_logmel_matches_golden(version):
+    frontend = LogMel(mel_sample_rate=44100)
+    frontend.mel_basis.copy_(msclap_raw_state(version)[MEL_KEY[version]])
+    with torch.no_grad():
+        logmel = frontend(torch.from_numpy(parity_inputs(version)["tiled"]))
+    golden = parity_golden(version)["audio_logmel"]
+    assert logmel.shape == golden.shape
+    assert np.abs(logmel.numpy() - golden).max() <= parity_atol(version, "audio_logmel")
