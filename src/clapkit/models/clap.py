@@ -19,7 +19,10 @@ class AudioTower(nn.Module):
         self.encoder = encoder
 
     def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return self.encoder(self.frontend(waveform))
+        # The mel front end always runs in float32 (log-power in bf16 loses whole dB); the encoder
+        # runs in whatever dtype its weights have.
+        features = self.frontend(waveform.float())
+        return self.encoder(features.to(next(self.encoder.parameters()).dtype))
 
 
 class TextTower(nn.Module):
