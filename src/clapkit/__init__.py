@@ -4,8 +4,18 @@
     m = clapkit.load("msclap-2023")
     m.classify(["dog.wav"], labels=["dog", "rain"]).top(1)
 """
-from .inference import Classification, ClapModel, load
-from .weights.registry import PRETRAINED
-
 __version__ = "0.1.0"
 __all__ = ["load", "ClapModel", "Classification", "PRETRAINED"]
+
+
+def __getattr__(name: str):
+    # Lazy, so that `import clapkit.audio` (data tools, training workers) does not load the models.
+    if name in ("load", "ClapModel", "Classification"):
+        from . import inference
+
+        return getattr(inference, name)
+    if name == "PRETRAINED":
+        from .weights.registry import PRETRAINED
+
+        return PRETRAINED
+    raise AttributeError(f"module 'clapkit' has no attribute {name!r}")

@@ -16,7 +16,6 @@ from .weights.loading import load_checkpoint, load_pretrained
 from .weights.registry import PRETRAINED
 
 
-
 @dataclass
 class Classification:
     """Zero-shot scores: ``probs[i, j]`` is the probability (softmax, or sigmoid when multi-label)
