@@ -6,7 +6,11 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ["clapkit.cli.data"]
+COMMAND_MODULES = ["clapkit.cli.infer", "clapkit.cli.data"]
+
+
+# Errors about the user's inputs, files or set-up (named here to avoid importing torch at start-up).
+USER_ERRORS = {"WeightsError", "TokenizerError", "AudioError", "ManifestError", "DatasetError"}
 
 
 class UserError(Exception):
@@ -25,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except UserError as e:
+    except Exception as e:
+        if not isinstance(e, UserError) and type(e).__name__ not in USER_ERRORS:
+            raise
         print(f"clapkit: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
