@@ -52,8 +52,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def load_state_dict_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
-    """Load with every parameter and persistent buffer accounted for; name each key that is not."""
+    """Load with every parameter and persistent buffer accounted for; name each key that is not.
+    A tied parameter (e.g. GPT-2's lm_head = wte) may appear under either of its names."""
     expected = model.state_dict()
+    state_dict = _fill_tied(model, state_dict)
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
     wrong_shape = [f"{k} {tuple(state_dict[k].shape)} != {tuple(v.shape)}"
@@ -64,6 +66,19 @@ def load_state_dict_strict(model: nn.Module, state_dict: dict[str, torch.Tensor]
     if any(problems):
         raise WeightsError(f"{source}: checkpoint does not fit the model — " + "; ".join(p for p in problems if p))
     model.load_state_dict(state_dict, strict=True)
+
+
+def _fill_tied(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    names_by_tensor: dict[int, list[str]] = {}
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        names_by_tensor.setdefault(id(tensor), []).append(name)
+    filled = dict(state_dict)
+    for names in names_by_tensor.values():
+        present = [n for n in names if n in filled]
+        for name in names:
+            if present and name not in filled:
+                filled[name] = filled[present[0]]
+    return filled
 
 
 def _config_beside(path: Path) -> dict | None:

@@ -1,0 +1,107 @@
+"""The public API reproduces msclap end to end: a checkpoint saved in the released .pth layout,
+loaded by ``clapkit.load``, gives msclap's golden outputs from the raw clips."""
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import clapkit
+from clapkit.audio import AudioError
+from parity import msclap_raw_state, parity_atol, parity_golden, parity_inputs
+
+FILENAMES = {"2023": "CLAP_weights_2023.pth", "2022": "CLAP_weights_2022.pth", "clapcap": "clapcap_weights_2023.pth"}
+
+
+@pytest.fixture(scope="module", params=["2023", "2022"])
+def loaded(request, tmp_path_factory, shared_dir):
+    version = request.param
+    path = tmp_path_factory.mktemp(version) / FILENAMES[version]
+    torch.save({"model": msclap_raw_state(version)}, path)
+    tokenizer = shared_dir / "tokenizers" / ("gpt2" if version == "2023" else "bert-base-uncased")
+    return version, clapkit.load(path, tokenizer=str(tokenizer))
+
+
+def raw_clips(version):
+    inputs = parity_inputs(version)
+    return [inputs[f"raw_{name}"] for name in inputs["clip_names"]]
+
+
+def close(version, name, actual, golden):
+    error = np.abs(np.asarray(actual) - golden[name]).max()
+    assert error <= parity_atol(version, name), f"{name}: max error {error:.3g}"
+
+
+def test_audio_embeddings_match_msclap(loaded):
+    version, model = loaded
+    golden = parity_golden(version)
+    close(version, "audio_embedding", model.embed_audio(raw_clips(version), sample_rate=44100, normalize=False), golden)
+
+
+def test_text_embeddings_match_msclap(loaded):
+    version, model = loaded
+    golden, inputs = parity_golden(version), parity_inputs(version)
+    close(version, "text_embedding", model.embed_text(list(inputs["texts"]), normalize=False), golden)
+    close(version, "prompt_embedding", model.embed_text(list(inputs["prompts"]), normalize=False), golden)
+
+
+def test_similarity_and_zero_shot_match_msclap(loaded):
+    version, model = loaded
+    golden, inputs = parity_golden(version), parity_inputs(version)
+    audio = model.embed_audio(raw_clips(version), sample_rate=44100)
+    close(version, "similarity_audio_text", model.similarity(audio, model.embed_text(list(inputs["texts"]))), golden)
+    result = model.classify(raw_clips(version), list(inputs["prompt_labels"]), sample_rate=44100)
+    close(version, "zeroshot_probs", result.probs, golden)
+    assert result.top(1)[0][0][0] == inputs["prompt_labels"][int(golden["zeroshot_probs"][0].argmax())]
+
+
+def test_same_file_gives_bitwise_identical_embeddings(loaded, tmp_path):
+    _, model = loaded
+    path = tmp_path / "clip.wav"
+    sf.write(path, np.random.default_rng(0).standard_normal((3 * 48000, 2)).astype(np.float32) * 0.1, 48000)
+    first, second = model.embed_audio([path, path])
+    assert torch.equal(first, second)
+    assert torch.equal(first, model.embed_audio(str(path))[0])
+
+
+def test_embedding_does_not_depend_on_batch_company(loaded):
+    version, model = loaded
+    clips = raw_clips(version)
+    alone = model.embed_audio(clips[:1], sample_rate=44100)
+    rng = np.random.default_rng(1)
+    long_clip = rng.standard_normal(44100 * 16).astype(np.float32) * 0.1  # several windows
+    for batch_size in (1, 2, 7):
+        mixed = model.embed_audio([long_clip, clips[0], *clips[1:]], sample_rate=44100, batch_size=batch_size)
+        assert torch.allclose(mixed[1], alone[0], rtol=1e-5, atol=1e-6)
+
+
+def test_long_audio_is_windowed_deterministically(loaded):
+    _, model = loaded
+    clip = np.random.default_rng(2).standard_normal(44100 * 12).astype(np.float32) * 0.1
+    windows = model.embed_audio(clip, sample_rate=44100, windows="all")[0]
+    assert windows.shape[0] >= 2
+    mean = model.embed_audio(clip, sample_rate=44100)[0]
+    assert torch.allclose(mean, torch.nn.functional.normalize(windows.mean(0), dim=-1), atol=1e-6)
+
+
+def test_bad_input_in_a_batch_is_reported_and_the_rest_go_on(loaded, tmp_path):
+    _, model = loaded
+    good = tmp_path / "good.wav"
+    sf.write(good, np.random.default_rng(3).standard_normal(44100).astype(np.float32) * 0.1, 44100)
+    results = dict(model.iter_audio_embeddings([good, tmp_path / "missing.wav", good]))
+    assert isinstance(results[1], AudioError) and "missing.wav" in str(results[1])
+    assert torch.equal(results[0], results[2])
+    with pytest.raises(AudioError, match="missing.wav"):
+        model.embed_audio([good, tmp_path / "missing.wav"])
+
+
+@pytest.fixture(scope="module")
+def captioner(tmp_path_factory, shared_dir):
+    path = tmp_path_factory.mktemp("clapcap") / FILENAMES["clapcap"]
+    torch.save({"model": msclap_raw_state("clapcap")}, path)
+    return clapkit.load(path, tokenizer=str(shared_dir / "tokenizers" / "gpt2"))
+
+
+def test_captions_match_msclap(captioner):
+    golden = parity_golden("clapcap", fp64=False)
+    clips = raw_clips("clapcap")[:2]
+    assert captioner.caption(clips, sample_rate=44100, stop="msclap") == list(golden["captions"][:2])
