@@ -7,16 +7,13 @@ import torch
 
 import clapkit
 from clapkit.audio import AudioError
-from parity import msclap_raw_state, parity_atol, parity_golden, parity_inputs
-
-FILENAMES = {"2023": "CLAP_weights_2023.pth", "2022": "CLAP_weights_2022.pth", "clapcap": "clapcap_weights_2023.pth"}
+from parity import parity_atol, parity_golden, parity_inputs
 
 
 @pytest.fixture(scope="module", params=["2023", "2022"])
-def loaded(request, tmp_path_factory, shared_dir):
+def loaded(request, msclap_checkpoint, shared_dir):
     version = request.param
-    path = tmp_path_factory.mktemp(version) / FILENAMES[version]
-    torch.save({"model": msclap_raw_state(version)}, path)
+    path = msclap_checkpoint(version)
     tokenizer = shared_dir / "tokenizers" / ("gpt2" if version == "2023" else "bert-base-uncased")
     return version, clapkit.load(path, tokenizer=str(tokenizer))
 
@@ -95,10 +92,8 @@ def test_bad_input_in_a_batch_is_reported_and_the_rest_go_on(loaded, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def captioner(tmp_path_factory, shared_dir):
-    path = tmp_path_factory.mktemp("clapcap") / FILENAMES["clapcap"]
-    torch.save({"model": msclap_raw_state("clapcap")}, path)
-    return clapkit.load(path, tokenizer=str(shared_dir / "tokenizers" / "gpt2"))
+def captioner(msclap_checkpoint, shared_dir):
+    return clapkit.load(msclap_checkpoint("clapcap"), tokenizer=str(shared_dir / "tokenizers" / "gpt2"))
 
 
 def test_captions_match_msclap(captioner):
