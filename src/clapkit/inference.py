@@ -211,8 +211,8 @@ def load(name_or_path: str | Path, *, variant: str | None = None, tokenizer: str
     ``variant`` names the architecture of a path whose keys do not say it; ``tokenizer`` is a hub
     name or a local folder (default: the model's own). Other options go to :class:`ClapModel`.
     """
-    if str(name_or_path) in PRETRAINED:
-        model, config, _ = load_pretrained(str(name_or_path))
+    if str(name_or_path) in PRETRAINED or not Path(name_or_path).exists():
+        model, config, _ = load_pretrained(str(name_or_path))  # names the known models if unknown
     else:
         model, config = load_checkpoint(name_or_path, variant)
     return ClapModel(model, config, tokenizer, device=device, dtype=dtype, **options)
