@@ -10,7 +10,7 @@ COMMAND_MODULES = ["clapkit.cli.infer", "clapkit.cli.data"]
 
 
 # Errors about the user's inputs, files or set-up (named here to avoid importing torch at start-up).
-USER_ERRORS = {"WeightsError", "TokenizerError", "AudioError", "ManifestError", "DatasetError"}
+USER_ERRORS = {"WeightsError", "TokenizerError", "AudioError", "ManifestError", "DatasetError", "ShardError"}
 
 
 class UserError(Exception):
