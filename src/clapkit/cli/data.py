@@ -1,0 +1,63 @@
+"""``clapkit data build offline|eval``: build the offline corpus and evaluation sets."""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from clapkit.cli import UserError
+from clapkit.data.offline import BuildOptions, ProcessingParams, ReservedPackageError, build, format_report
+
+DEFAULT_FSDD = Path(os.environ.get("CLAPKIT_FSDD", "/work/shared/data/fsdd"))
+
+
+def _source_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of package names")
+    return names
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    data = subparsers.add_parser("data", help="build datasets").add_subparsers(dest="data_command", required=True)
+    targets = data.add_parser("build", help="build a corpus").add_subparsers(dest="target", required=True)
+    offline = targets.add_parser("offline", help="corpus from Debian packages (apt-get download, no installs)")
+    offline.add_argument("--out", type=Path, required=True, help="output folder (manifest.jsonl, report.json)")
+    offline.add_argument("--sources", type=_source_list, default=None,
+                         help="comma-separated packages (default: all training sources, plus the eval sets)")
+    offline.add_argument("--sample-rate", type=_positive, default=44100)
+    offline.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1)
+    offline.add_argument("--fsdd", type=Path, default=DEFAULT_FSDD, help="FSDD folder, read in place")
+    offline.set_defaults(handler=_build_offline)
+    evaluation = targets.add_parser("eval", help="only the evaluation sets (drum kits, GM families, FSDD)")
+    evaluation.add_argument("--out", type=Path, required=True)
+    evaluation.add_argument("--sample-rate", type=_positive, default=44100)
+    evaluation.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1)
+    evaluation.add_argument("--fsdd", type=Path, default=DEFAULT_FSDD)
+    evaluation.set_defaults(handler=_build_eval, sources=[])
+
+
+def _run(args: argparse.Namespace, eval_sets: bool, report_name: str) -> int:
+    options = BuildOptions(out=args.out, sources=args.sources, params=ProcessingParams(sample_rate=args.sample_rate),
+                           jobs=args.jobs, eval_sets=eval_sets, fsdd=args.fsdd, report_name=report_name)
+    try:
+        report = build(options)
+    except (ReservedPackageError, KeyError) as e:
+        raise UserError(f"--sources: {e.args[0]}") from None
+    print(format_report(report))
+    return 0
+
+
+def _build_offline(args: argparse.Namespace) -> int:
+    return _run(args, eval_sets=args.sources is None, report_name="report.json")
+
+
+def _build_eval(args: argparse.Namespace) -> int:
+    return _run(args, eval_sets=True, report_name="eval_report.json")

@@ -1,0 +1,141 @@
+"""Turn one source (an audio file or a rendered note) into one stored clip.
+
+Decode (soundfile for wav/ogg/flac/opus/aiff, PyAV for anything else), mix to mono, resample once
+with soxr to the corpus rate, cut to ``max_seconds``, drop silent or too-short audio, write FLAC.
+Runs in worker processes: everything here is a plain function of picklable arguments.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import soxr
+
+
+@dataclass(frozen=True)
+class ProcessingParams:
+    """Everything that changes a stored clip; part of every clip's cache key."""
+
+    sample_rate: int = 44100
+    max_seconds: float = 10.0
+    min_seconds: float = 0.2
+    silence_dbfs: float = -60.0
+    version: int = 2
+
+    def fingerprint(self) -> str:
+        return repr(sorted(asdict(self).items()))
+
+
+@dataclass(frozen=True)
+class NoteSpec:
+    """A note rendered from a SoundFont (GM bank 0)."""
+
+    soundfont: str
+    program: int
+    pitch: int
+    velocity: int
+    seconds: float
+    release_seconds: float = 1.0
+
+
+class DecodeError(Exception):
+    """Audio that neither soundfile nor PyAV can decode."""
+
+
+def decode(path: str, max_seconds: float = float("inf")) -> tuple[np.ndarray, int]:
+    """(frames x channels float32, sample rate) of an audio file's first ``max_seconds``."""
+    try:
+        with soundfile.SoundFile(path) as f:
+            frames = f.frames if max_seconds == float("inf") else min(f.frames, int(max_seconds * f.samplerate) + 1)
+            return f.read(frames, dtype="float32", always_2d=True), f.samplerate
+    except (soundfile.LibsndfileError, RuntimeError, TypeError):
+        pass
+    try:
+        import av
+
+        with av.open(path) as container:
+            stream = container.streams.audio[0]
+            rate, chunks, decoded = stream.codec_context.sample_rate, [], 0
+            for frame in container.decode(stream):
+                chunks.append(frame.to_ndarray(format="fltp"))
+                decoded += chunks[-1].shape[1]
+                if decoded > max_seconds * rate:
+                    break
+    except Exception as e:  # PyAV raises many unrelated types for broken input
+        raise DecodeError(f"cannot decode ({type(e).__name__}: {e})") from None
+    if not chunks:
+        raise DecodeError("no audio frames")
+    return np.concatenate(chunks, axis=1).T.astype(np.float32), rate
+
+
+_SYNTHS: dict[str, tuple[object, int, int]] = {}
+
+
+def render_note(note: NoteSpec, sample_rate: int) -> np.ndarray:
+    """Render one note (mono float32) at ``sample_rate``; the SoundFont is loaded once per process."""
+    import tinysoundfont
+
+    key = f"{note.soundfont}@{sample_rate}"
+    if key not in _SYNTHS:
+        synth = tinysoundfont.Synth(samplerate=sample_rate)
+        _SYNTHS[key] = (synth, synth.sfload(note.soundfont), sample_rate)
+    synth, sfid, _ = _SYNTHS[key]
+    synth.sounds_off()
+    synth.generate(64)  # flush voices of the previous note so each render starts from silence
+    synth.program_select(0, sfid, 0, note.program)
+    synth.noteon(0, note.pitch, note.velocity)
+    held = np.frombuffer(synth.generate(int(note.seconds * sample_rate)), dtype=np.float32)
+    synth.noteoff(0, note.pitch)
+    tail = np.frombuffer(synth.generate(int(note.release_seconds * sample_rate)), dtype=np.float32)
+    stereo = np.concatenate([held, tail]).reshape(-1, 2)
+    return stereo.mean(axis=1)
+
+
+def to_mono_at_rate(data: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
+    mono = data.mean(axis=1) if data.ndim == 2 else data
+    if rate != sample_rate:
+        mono = soxr.resample(mono, rate, sample_rate, quality="HQ")
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def check_audio(mono: np.ndarray, params: ProcessingParams) -> str | None:
+    """Why ``mono`` is dropped, or None when it is kept."""
+    if mono.size < params.min_seconds * params.sample_rate:
+        return "too short"
+    if not np.isfinite(mono).all():
+        return "not finite"
+    peak = float(np.abs(mono).max())
+    if peak <= 10 ** (params.silence_dbfs / 20):
+        return "silent"
+    return None
+
+
+def process(source: str | NoteSpec, out_path: str, params: ProcessingParams) -> dict:
+    """Make one clip. Returns ``{"status": "kept", "duration", "sha256"}`` or
+    ``{"status": "dropped", "reason"}``; never raises for bad audio."""
+    try:
+        if isinstance(source, NoteSpec):
+            mono = render_note(source, params.sample_rate)
+        else:
+            data, rate = decode(source, params.max_seconds)
+            mono = to_mono_at_rate(data, rate, params.sample_rate)
+    except DecodeError as e:
+        return {"status": "dropped", "reason": f"decode error: {e}"}
+    mono = mono[: int(params.max_seconds * params.sample_rate)]
+    reason = check_audio(mono, params)
+    if reason:
+        return {"status": "dropped", "reason": reason}
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    soundfile.write(tmp, np.clip(mono, -1.0, 1.0), params.sample_rate, format="FLAC", subtype="PCM_16")
+    os.replace(tmp, out)
+    return {
+        "status": "kept",
+        "duration": round(mono.size / params.sample_rate, 4),
+        "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
+    }

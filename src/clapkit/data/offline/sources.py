@@ -1,0 +1,310 @@
+"""The Debian packages the offline corpus is built from, their split, and how each is read.
+
+Splits are by SOURCE PACKAGE, never by clip, so no recording (or near-copy from the same game)
+is on both sides of a split:
+
+* **train**: megaglest-data, wesnoth-1.16-data, ufoai-sound, openarena-data, minetest-data,
+  hedgewars-data, sound-theme-freedesktop, lomiri-sounds, lmms-common, fluid-soundfont-gm
+  (rendered notes), ktuberling-data, asterisk-core-sounds-en-wav, and 0ad-data when asked for.
+* **val**: lincity-ng-data, scorched3d-data, sound-icons.
+* **test**: warmux-data, oxygen-sounds, sonic-pi-samples.
+* **evaluation sets** (labels from outside the training metadata, never trained on):
+  hydrogen-drumkits (drum instrument names from each kit's ``drumkit.xml``), timgm6mb-soundfont
+  (GM families rendered from a different SoundFont than training's), and FSDD spoken digits
+  (read in place, see :mod:`.build`).
+
+A reader turns an extracted package tree into :class:`Item` s (what to decode or render, captions,
+labels, licence) plus ``(name, reason)`` pairs for files it has to skip.
+"""
+from __future__ import annotations
+
+import gzip
+import re
+import xml.etree.ElementTree as ET
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+from .audio import NoteSpec
+from .captions import caption, dedupe, kind_of, name_words, split_words
+from .gm import note_grid
+from .licences import CopyrightFile, guess_licence
+
+RESERVED = frozenset({"openttd-opensfx", "gcompris-qt-data", "tuxpaint-stamps-default"})
+AUDIO_EXTENSIONS = (".wav", ".ogg", ".oga", ".flac", ".opus", ".aiff", ".aif", ".mp3")
+
+
+class ReservedPackageError(ValueError):
+    """A reserved package was asked for; the builder never downloads or reads these."""
+
+
+def refuse_reserved(package: str) -> None:
+    if package in RESERVED:
+        raise ReservedPackageError(f"package {package!r} is reserved and is never downloaded or read")
+
+
+@dataclass
+class Item:
+    """One clip to make: ``source`` is a file on disk or a note to render."""
+
+    name: str
+    source: str | NoteSpec
+    captions: list[str]
+    labels: list[str]
+    licence: str
+    extra: dict = field(default_factory=dict)
+
+
+Skipped = tuple[str, str]
+Reader = Callable[[Path, "SourceSpec", CopyrightFile], tuple[list[Item], list[Skipped]]]
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """How one package becomes clips. ``include``: globs on paths inside the package;
+    ``archives``: globs of zip files (``.pk3``) whose audio members are read too;
+    ``metadata``: further packages extracted beside it for their metadata only."""
+
+    package: str
+    split: str
+    reader: Reader
+    kind: str = "effect"
+    include: tuple[str, ...] = ("usr/share/*",)
+    archives: tuple[str, ...] = ()
+    context: int = 2
+    stopwords: frozenset[str] = frozenset()
+    abbreviations: Mapping[str, str] = field(default_factory=dict)
+    metadata: tuple[str, ...] = ()
+    explicit_only: bool = False
+
+
+def _is_audio(name: str) -> bool:
+    return name.lower().endswith(AUDIO_EXTENSIONS)
+
+
+def _wanted(name: str, spec: SourceSpec) -> bool:
+    return any(fnmatchcase(name, pattern) for pattern in spec.include)
+
+
+def audio_files(root: Path, spec: SourceSpec) -> list[tuple[str, Path]]:
+    """(path inside the package, file on disk) of every wanted audio file, zip members included
+    (extracted next to their archive as ``<archive>.d/<member>``)."""
+    found = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        name = path.relative_to(root).as_posix()
+        if _is_audio(name) and _wanted(name, spec):
+            found.append((name, path))
+        elif any(fnmatchcase(name, pattern) for pattern in spec.archives):
+            found.extend(_zip_members(path, name))
+    return found
+
+
+def _zip_members(archive: Path, name: str) -> list[tuple[str, Path]]:
+    members = []
+    target = archive.with_name(archive.name + ".d")
+    with zipfile.ZipFile(archive) as z:
+        for member in sorted(z.namelist()):
+            if _is_audio(member) and not member.endswith("/"):
+                out = target / member
+                if not out.exists():
+                    z.extract(member, target)
+                members.append((f"{name}/{member}", out))
+    return members
+
+
+def read_named_files(root: Path, spec: SourceSpec, copyright: CopyrightFile) -> tuple[list[Item], list[Skipped]]:
+    """Captions from folder and file names (rules in :mod:`.captions`)."""
+    items = []
+    for name, path in audio_files(root, spec):
+        stopwords = spec.stopwords | frozenset(split_words(spec.package))
+        folders, stem = name_words(name, spec.context, stopwords, spec.abbreviations)
+        kind = kind_of(name, spec.kind)
+        phrase = " ".join(dedupe(folders + stem))
+        if not phrase:
+            phrase = "an unnamed sound"
+        items.append(Item(name, str(path), [caption(kind, name, phrase=phrase)],
+                          dedupe([kind] + stem), copyright.licence_for(name)))
+    return items, []
+
+
+LANGUAGES = {
+    "ca": "Catalan", "da": "Danish", "de": "German", "el": "Greek", "en": "English", "es": "Spanish",
+    "fi": "Finnish", "fr": "French", "ga": "Irish", "gl": "Galician", "id": "Indonesian",
+    "it": "Italian", "lt": "Lithuanian", "nds": "Low German", "nl": "Dutch", "nn": "Norwegian Nynorsk",
+    "pt": "Portuguese", "ro": "Romanian", "ru": "Russian", "sl": "Slovenian", "sr": "Serbian",
+    "sv": "Swedish", "uk": "Ukrainian", "wa": "Walloon",
+}
+
+
+def _language(code: str) -> str:
+    base = code.split("@")[0]
+    return LANGUAGES.get(base, base)
+
+
+# Scene prefixes of the sound names ("egypt_camel"): not part of the spoken word.
+KTUBERLING_SCENES = frozenset({"egypt", "xmas", "pizzeria", "tux", "robin", "noel"})
+
+
+def read_ktuberling(root: Path, spec: SourceSpec, copyright: CopyrightFile) -> tuple[list[Item], list[Skipped]]:
+    """Spoken words: each ``<lang>.soundtheme`` maps an English object name to a recording."""
+    items, skipped, seen = [], [], set()
+    for theme in sorted(root.glob("usr/share/ktuberling/sounds/*.soundtheme")):
+        language = _language(theme.stem)
+        for sound in ET.parse(theme).getroot().iter("sound"):
+            relative = f"usr/share/ktuberling/sounds/{sound.get('file')}"
+            path = root / relative
+            if relative in seen:
+                continue
+            seen.add(relative)
+            if not path.is_file():
+                skipped.append((relative, "listed in the sound theme but missing"))
+                continue
+            words = [w for w in split_words(sound.get("name", "")) if w not in KTUBERLING_SCENES]
+            word = " ".join(words) or sound.get("name", "")
+            items.append(Item(relative, str(path), [caption("word", relative, phrase=word, language=language)],
+                              ["speech", language, word], copyright.licence_for(relative),
+                              {"language": theme.stem, "word": word}))
+    return items, skipped
+
+
+ASTERISK_TRANSCRIPTS = "usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz"
+ASTERISK_SOUNDS = "usr/share/asterisk/sounds/en_US_f_Allison/"
+
+
+def read_asterisk(root: Path, spec: SourceSpec, copyright: CopyrightFile) -> tuple[list[Item], list[Skipped]]:
+    """Telephone prompts with their transcripts from ``asterisk-core-sounds-en``; bracketed
+    transcripts (``[ascending tones]``) describe non-speech sounds and become effect captions."""
+    transcripts = {}
+    with gzip.open(root / ASTERISK_TRANSCRIPTS, "rt", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if ":" in line and not line.startswith(";"):
+                key, text = line.split(":", 1)
+                transcripts[key.strip()] = " ".join(text.split())
+    items, skipped = [], []
+    for name, path in audio_files(root, spec):
+        key = name[len(ASTERISK_SOUNDS):].rsplit(".", 1)[0]
+        text = transcripts.get(key)
+        if not text:
+            skipped.append((name, "no transcript"))
+            continue
+        if text.startswith("[") and text.endswith("]"):
+            kind, labels, phrase = "effect", ["effect", "tone"], text.strip("[]")
+        else:
+            kind, labels, phrase = "transcript", ["speech", "English"], text
+        items.append(Item(name, str(path), [caption(kind, name, phrase=phrase)], labels,
+                          copyright.licence_for(name), {"transcript": text}))
+    return items, skipped
+
+
+def _soundfont(root: Path) -> tuple[str, Path]:
+    found = sorted(root.glob("usr/share/sounds/sf2/*.sf2"))
+    if not found:
+        raise FileNotFoundError("no .sf2 file under usr/share/sounds/sf2")
+    return found[0].relative_to(root).as_posix(), found[0]
+
+
+def note_items(root: Path, copyright: CopyrightFile, grid: dict) -> list[Item]:
+    name, path = _soundfont(root)
+    items = []
+    for note in note_grid(**grid):
+        key = f"{name}#program={note.program},pitch={note.pitch},velocity={note.velocity},seconds={note.seconds}"
+        slots = {"instrument": note.instrument, "loudness": note.loudness, "height": note.height,
+                 "length": note.length, "loudness_adverb": f"{note.loudness}ly"}
+        spec = NoteSpec(str(path), note.program, note.pitch, note.velocity, note.seconds)
+        extra = {"family": note.family, "instrument": note.instrument, "program": note.program,
+                 "pitch": note.pitch, "velocity": note.velocity}
+        items.append(Item(key, spec, [caption("note", key, **slots)], [note.family, note.instrument],
+                          copyright.licence_for(name), extra))
+    return items
+
+
+def read_training_notes(root: Path, spec: SourceSpec, copyright: CopyrightFile) -> tuple[list[Item], list[Skipped]]:
+    """The full program x pitch x velocity x duration grid (NSynth-style labels)."""
+    return note_items(root, copyright, {}), []
+
+
+def read_eval_notes(root: Path, spec: SourceSpec, copyright: CopyrightFile) -> tuple[list[Item], list[Skipped]]:
+    """One loud, long note per program and pitch: an instrument-family evaluation set."""
+    return note_items(root, copyright, {"loudnesses": ("loud",), "lengths": ("long",)}), []
+
+
+DRUMKITS = "usr/share/hydrogen/data/drumkits"
+
+
+def _xml_text(element: ET.Element, tag: str) -> str:
+    found = element.find(tag)
+    return (found.text or "").strip() if found is not None else ""
+
+
+def read_hydrogen(root: Path, spec: SourceSpec, copyright: CopyrightFile) -> tuple[list[Item], list[Skipped]]:
+    """Drum sounds labelled with the instrument names in each kit's ``drumkit.xml``; the kit's own
+    ``<license>`` wins over the package's copyright file when it names a licence."""
+    items, skipped = [], []
+    for kit_file in sorted(root.glob(f"{DRUMKITS}/*/drumkit.xml")):
+        text = re.sub(r'\sxmlns="[^"]+"', "", kit_file.read_text(encoding="utf-8", errors="replace"), count=1)
+        kit = ET.fromstring(text)
+        kit_licence = guess_licence(_xml_text(kit, "license"))
+        for instrument in kit.iter("instrument"):
+            label = " ".join(split_words(_xml_text(instrument, "name")))
+            for layer in instrument.iter("layer"):
+                relative = (kit_file.parent / _xml_text(layer, "filename")).relative_to(root).as_posix()
+                if not (root / relative).is_file():
+                    skipped.append((relative, "listed in drumkit.xml but missing"))
+                    continue
+                licence = kit_licence if kit_licence != "unknown" else copyright.licence_for(relative)
+                items.append(Item(relative, str(root / relative), [caption("drum", relative, phrase=label)],
+                                  ["drum", label], licence, {"kit": kit_file.parent.name, "instrument": label}))
+    return items, skipped
+
+
+MEGAGLEST_ABBREVIATIONS = {"ack": "acknowledgement", "dr": "dragon rider"}
+SONIC_PI_ABBREVIATIONS = {"ambi": "ambient", "bd": "bass drum", "sn": "snare", "elec": "electronic",
+                          "perc": "percussion", "hat": "hi-hat", "guit": "guitar", "vinyl": "vinyl record"}
+OXYGEN_ABBREVIATIONS = {"im": "instant messaging", "sys": "system", "app": "application", "msg": "message"}
+
+SOURCES: dict[str, SourceSpec] = {spec.package: spec for spec in (
+    SourceSpec("megaglest-data", "train", read_named_files, abbreviations=MEGAGLEST_ABBREVIATIONS),
+    SourceSpec("wesnoth-1.16-data", "train", read_named_files),
+    SourceSpec("ufoai-sound", "train", read_named_files, archives=("*/0snd.pk3",)),
+    SourceSpec("openarena-data", "train", read_named_files, archives=("*.pk3",)),
+    SourceSpec("minetest-data", "train", read_named_files),
+    SourceSpec("hedgewars-data", "train", read_named_files),
+    SourceSpec("sound-theme-freedesktop", "train", read_named_files, kind="notification"),
+    SourceSpec("lomiri-sounds", "train", read_named_files, kind="notification"),
+    SourceSpec("lmms-common", "train", read_named_files, kind="instrument", include=("usr/share/lmms/samples/*",)),
+    SourceSpec("fluid-soundfont-gm", "train", read_training_notes, kind="note"),
+    SourceSpec("ktuberling-data", "train", read_ktuberling, kind="word"),
+    SourceSpec("asterisk-core-sounds-en-wav", "train", read_asterisk, kind="transcript",
+               include=(ASTERISK_SOUNDS + "*",), metadata=("asterisk-core-sounds-en",)),
+    SourceSpec("0ad-data", "train", read_named_files, archives=("*public.zip",), explicit_only=True),
+    SourceSpec("lincity-ng-data", "val", read_named_files),
+    SourceSpec("scorched3d-data", "val", read_named_files),
+    SourceSpec("sound-icons", "val", read_named_files, kind="notification"),
+    SourceSpec("warmux-data", "test", read_named_files),
+    SourceSpec("oxygen-sounds", "test", read_named_files, kind="notification", abbreviations=OXYGEN_ABBREVIATIONS),
+    SourceSpec("sonic-pi-samples", "test", read_named_files, kind="instrument", context=1,
+               abbreviations=SONIC_PI_ABBREVIATIONS),
+)}
+
+EVAL_SOURCES: dict[str, SourceSpec] = {spec.package: spec for spec in (
+    SourceSpec("hydrogen-drumkits", "eval_drums", read_hydrogen, kind="drum"),
+    SourceSpec("timgm6mb-soundfont", "eval_gm", read_eval_notes, kind="note"),
+)}
+
+
+def default_sources() -> list[str]:
+    """Every training source except the ones fetched only when named (0ad-data, 1.4 GB)."""
+    return [name for name, spec in SOURCES.items() if not spec.explicit_only]
+
+
+def resolve_sources(names: list[str] | None) -> list[SourceSpec]:
+    """The specs for ``names`` (all default sources when None); refuses reserved packages."""
+    names = default_sources() if names is None else names
+    for name in names:
+        refuse_reserved(name)
+        if name not in SOURCES and name not in EVAL_SOURCES:
+            known = ", ".join(list(SOURCES) + list(EVAL_SOURCES))
+            raise KeyError(f"unknown source {name!r} (known: {known})")
+    return [SOURCES.get(name) or EVAL_SOURCES[name] for name in names]

@@ -1,0 +1,189 @@
+"""Caption, licence and source rules of the offline corpus builder (no network, no audio)."""
+
+from __future__ import annotations
+
+import pytest
+
+from clapkit.cli import main
+from clapkit.data.offline.archive import AptArchive
+from clapkit.data.offline.captions import TEMPLATES, caption, kind_of, name_words, pick_template, split_words
+from clapkit.data.offline.gm import GM_FAMILIES, GM_PROGRAMS, note_grid
+from clapkit.data.offline.licences import guess_licence, parse_copyright
+from clapkit.data.offline.sources import (
+    EVAL_SOURCES,
+    RESERVED,
+    SOURCES,
+    ReservedPackageError,
+    default_sources,
+    resolve_sources,
+)
+
+DEP5 = """\
+Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Source: https://example.org/
+
+Files: *
+Copyright: 2004 Someone
+License: GPL-2
+
+Files: share/hedgewars/Data/Sounds/*
+Copyright: 2005 Someone
+License: GFDL-1.3
+
+Files: share/hedgewars/Data/Sounds/Droplet*.ogg
+Copyright: saugox
+License: CC-BY-SA-3.0
+Comment: a comment
+ spanning lines
+
+Files: hedgewars/*
+Copyright: 2004 Someone
+License: GPL-2
+
+Files: debian/*
+Copyright: 2010 Packager
+License: MIT
+
+Files: stereo/bell.oga
+ stereo/complete.oga
+License: CC-BY-3.0
+ Free text of the licence.
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "licence"),
+    [
+        ("usr/share/games/hedgewars/Data/Sounds/voices/Robot/Hmm.ogg", "GFDL-1.3"),
+        ("usr/share/games/hedgewars/Data/Sounds/Droplet2.ogg", "CC-BY-SA-3.0"),
+        ("usr/share/games/hedgewars/Data/Music/Fruit.ogg", "GPL-2"),
+        ("usr/share/sounds/freedesktop/stereo/complete.oga", "CC-BY-3.0"),
+        ("usr/share/sounds/freedesktop/stereo/other.oga", "GPL-2"),
+    ],
+)
+def test_dep5_licence_of_installed_path(path, licence):
+    parsed = parse_copyright(DEP5)
+    assert parsed.main_licence == "GPL-2"
+    assert parsed.licence_for(path) == licence
+
+
+def test_dep5_pattern_never_shrinks_to_a_bare_wildcard():
+    # "debian/*" (MIT) must not match everything once "debian/" is dropped.
+    assert parse_copyright(DEP5).licence_for("usr/share/doc/x/README") == "GPL-2"
+
+
+def test_free_form_copyright_gives_the_first_named_licence():
+    text = """This package was debianized by someone.
+
+Copyright: 2008 someone
+
+License:
+
+  "I hereby release Fluid under the MIT license, as described in COPYING."
+
+The Debian packaging is licensed under the GPL; either version 2 of the License.
+"""
+    parsed = parse_copyright(text)
+    assert parsed.stanzas == ()
+    assert parsed.licence_for("usr/share/sounds/sf2/x.sf2") == "MIT"
+
+
+@pytest.mark.parametrize(
+    ("text", "licence"),
+    [
+        (
+            "under the terms of the GNU General Public License as published by the Free Software Foundation; "
+            "either version 2 of the License, or (at your option) any later version.",
+            "GPL-2+",
+        ),
+        ("the GNU General Public License version 2", "GPL-2"),
+        ("Creative Commons Attribution-ShareAlike 4.0 International (CC BY-SA 4.0).", "CC-BY-SA-4.0"),
+        ("This work is licensed under the Creative Commons 0 License.", "CC0-1.0"),
+        ("no idea", "unknown"),
+    ],
+)
+def test_guess_licence(text, licence):
+    assert guess_licence(text) == licence
+
+
+def test_fsdd_readme_licence(shared_dir):
+    readme = (shared_dir / "data" / "fsdd" / "README.md").read_text()
+    line = next(line for line in readme.splitlines() if "Licence" in line)
+    assert guess_licence(line) == "CC-BY-SA-4.0"
+
+
+def test_split_words_handles_case_digits_and_separators():
+    assert split_words("RocketTakeoff1") == ["rocket", "takeoff"]
+    assert split_words("stickfighter_attack11") == ["stickfighter", "attack"]
+    assert split_words("Oxygen-Im-New-Mail") == ["oxygen", "im", "new", "mail"]
+    assert split_words("default_ice_footstep.3") == ["default", "ice", "footstep"]
+
+
+def test_name_words_uses_folders_stopwords_and_abbreviations():
+    folders, stem = name_words(
+        "usr/share/games/megaglest/techs/megapack/factions/persian/units/archer/sounds/archer_ack14.wav",
+        context=2,
+        abbreviations={"ack": "acknowledgement"},
+    )
+    assert folders == ["archer"]  # "sounds" is a stop-word
+    assert stem == ["archer", "acknowledgement"]
+
+
+def test_kind_from_folders():
+    assert kind_of("usr/share/games/x/Data/Music/Fruit.ogg", "effect") == "music"
+    assert kind_of("usr/share/games/x/Data/Sounds/voices/Robot/Hmm.ogg", "effect") == "voice"
+    assert kind_of("usr/share/games/x/sounds/boom.wav", "effect") == "effect"
+
+
+def test_template_choice_is_deterministic_and_varied():
+    keys = [f"file{i}.ogg" for i in range(60)]
+    picks = [pick_template("effect", k) for k in keys]
+    assert picks == [pick_template("effect", k) for k in keys]
+    assert set(picks) == set(TEMPLATES["effect"])
+
+
+def test_caption_fills_slots_and_fixes_article():
+    text = caption(
+        "note", "k", instrument="oboe", loudness="loud", height="high", length="long", loudness_adverb="loudly"
+    )
+    assert "oboe" in text and "a oboe" not in text
+    assert "{" not in text
+
+
+def test_note_grid_covers_melodic_programs():
+    grid = note_grid()
+    assert len(GM_PROGRAMS) == 120 and len(GM_FAMILIES) == 15
+    assert len(grid) == 120 * 3 * 2 * 2
+    assert {n.family for n in grid} == set(GM_FAMILIES)
+    assert all(0 <= n.pitch <= 127 for n in grid)
+    violin = [n for n in grid if n.instrument == "violin"]
+    assert {n.family for n in violin} == {"strings"}
+
+
+def test_splits_are_by_package_and_eval_sets_are_disjoint():
+    assert {s.split for s in SOURCES.values()} == {"train", "val", "test"}
+    assert not set(SOURCES) & set(EVAL_SOURCES)
+    assert "0ad-data" not in default_sources()
+    assert not RESERVED & (set(SOURCES) | set(EVAL_SOURCES))
+    soundfonts = {"fluid-soundfont-gm"} & set(SOURCES), {"timgm6mb-soundfont"} & set(EVAL_SOURCES)
+    assert all(soundfonts)
+
+
+@pytest.mark.parametrize("package", sorted(RESERVED))
+def test_reserved_packages_are_refused(package, tmp_path, capsys):
+    with pytest.raises(ReservedPackageError, match=package):
+        resolve_sources(["sound-icons", package])
+    with pytest.raises(ReservedPackageError):
+        AptArchive().lookup([package])
+    with pytest.raises(ReservedPackageError):
+        AptArchive().download(package, tmp_path)
+    assert main(["data", "build", "offline", "--out", str(tmp_path / "c"), "--sources", package]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and package in err and "reserved" in err
+    assert not (tmp_path / "c").exists()
+
+
+def test_unknown_source_is_a_one_line_user_error(tmp_path, capsys):
+    assert main(["data", "build", "offline", "--out", str(tmp_path), "--sources", "no-such-package"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no-such-package" in err
