@@ -65,7 +65,7 @@ def build_model() -> tuple[torch.nn.Module, dict, str]:
     spec = importlib.util.spec_from_file_location("make_weights", maker)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    raw = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in module.make_weights("2023").items()}
+    raw = {k: torch.from_numpy(np.array(v, copy=True, order="C")) for k, v in module.make_weights("2023").items()}
     load_state_dict_strict(model, convert_msclap_state_dict(raw, "msclap-2023"), "synthetic msclap-2023")
     return model, config, "msclap synthetic parity weights"
 

@@ -23,7 +23,7 @@ def _make_weights_module():
 @lru_cache(maxsize=None)
 def msclap_raw_state(version: str) -> dict[str, torch.Tensor]:
     """The synthetic checkpoint in the released ``.pth`` key layout (version: 2023, 2022, clapcap)."""
-    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in _make_weights_module().make_weights(version).items()}
+    return {k: torch.from_numpy(np.array(v, copy=True, order="C")) for k, v in _make_weights_module().make_weights(version).items()}
 
 
 def parity_inputs(version: str):

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .audio import AudioError, iter_windows
+from .audio import AudioError, describe, iter_windows
 from .text.tokenizer import load_tokenizer
 from .weights.loading import load_checkpoint, load_pretrained
 from .weights.registry import PRETRAINED
@@ -78,10 +78,13 @@ class ClapModel:
     # ---- audio -------------------------------------------------------------------------------
     def _windows(self, items: Sequence, sample_rate: int | None) -> Iterator[tuple[int, np.ndarray | AudioError]]:
         for index, item in enumerate(items):
+            is_array = isinstance(item, (np.ndarray, torch.Tensor))
+            # ``sample_rate`` describes the arrays of a mixed list; files carry their own rate.
+            source_rate, name = (sample_rate, f"{describe(item)} #{index}") if is_array else (None, None)
             try:
                 for window in iter_windows(item, self.sample_rate, self.clip_samples, policy=self.policy,
-                                           hop_samples=self.hop_samples, source_rate=sample_rate,
-                                           msclap_compat=self.msclap_compat, name=f"audio #{index}"):
+                                           hop_samples=self.hop_samples, source_rate=source_rate,
+                                           msclap_compat=self.msclap_compat, name=name):
                     yield index, window
             except AudioError as e:
                 yield index, e

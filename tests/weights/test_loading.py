@@ -33,7 +33,8 @@ def test_released_layout_loads_strictly(version, tmp_path):
 def test_legacy_buffers_are_dropped_and_index_buffers_cast():
     raw = msclap_raw_state("2023")
     converted = convert_msclap_state_dict(raw, "msclap-2023")
-    assert not any(k.endswith(("attn.bias", "attn.masked_bias")) for k in converted)
+    assert not any(k.endswith((".attn.bias", ".attn.masked_bias")) for k in converted)
+    assert sum(k.endswith((".attn.bias", ".attn.masked_bias")) for k in raw) == 24
     index = [k for k in converted if k.endswith("relative_position_index")]
     assert index and all(converted[k].dtype == torch.int64 for k in index)
 
@@ -41,7 +42,7 @@ def test_legacy_buffers_are_dropped_and_index_buffers_cast():
 def test_strict_check_names_every_missing_and_unexpected_key(tmp_path):
     raw = dict(msclap_raw_state("2023"))
     del raw["audio_encoder.projection.linear1.weight"]
-    raw["audio_encoder.extra.weight"] = torch.zeros(1)
+    raw["audio_encoder.base.htsat.extra.weight"] = torch.zeros(1)
     path = tmp_path / "broken.pth"
     torch.save({"model": raw}, path)
     with pytest.raises(WeightsError) as err:
