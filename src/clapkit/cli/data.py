@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from clapkit.cli import UserError
 from clapkit.data.offline import BuildOptions, ProcessingParams, ReservedPackageError, build, format_report
 
-DEFAULT_FSDD = Path(os.environ.get("CLAPKIT_FSDD", "/work/shared/data/fsdd"))
+# FSDD is read in place: $CLAPKIT_FSDD, else a checkout's ../shared/data/fsdd beside the working folder.
+DEFAULT_FSDD = Path(os.environ.get("CLAPKIT_FSDD", "../shared/data/fsdd"))
 
 
 def _source_list(text: str) -> list[str]:
@@ -43,6 +45,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluation.add_argument("--fsdd", type=Path, default=DEFAULT_FSDD)
     evaluation.set_defaults(handler=_build_eval, sources=[])
 
+    manifest = data.add_parser("manifest", help="manifest of a local copy of a dataset in its official layout")
+    manifest.add_argument("dataset", help="adapter name, e.g. esc50, clotho, audiocaps ")
+    manifest.add_argument("root", type=Path, help="the dataset's folder")
+    manifest.add_argument("--out", type=Path, required=True, help="manifest file to write (.jsonl)")
+    manifest.add_argument("--absolute-paths", action="store_true", help="absolute clip paths instead of relative")
+    manifest.set_defaults(handler=_build_manifest)
+
+    shards = data.add_parser("shards", help="WebDataset tar shards (flac + json) from a manifest, then verified")
+    shards.add_argument("manifest", type=Path)
+    shards.add_argument("--out", required=True, help="shard pattern, e.g. shards/train-%%06d.tar")
+    shards.add_argument("--max-clips", type=_positive, default=1000)
+    shards.set_defaults(handler=_write_shards)
+
 
 def _run(args: argparse.Namespace, eval_sets: bool, report_name: str) -> int:
     options = BuildOptions(out=args.out, sources=args.sources, params=ProcessingParams(sample_rate=args.sample_rate),
@@ -52,7 +67,10 @@ def _run(args: argparse.Namespace, eval_sets: bool, report_name: str) -> int:
     except (ReservedPackageError, KeyError) as e:
         raise UserError(f"--sources: {e.args[0]}") from None
     print(format_report(report))
-    return 0
+    failed = [(name, source["reason"]) for name, source in report["sources"].items() if source["status"] == "failed"]
+    for name, reason in failed:
+        print(f"clapkit: failed: {name}: {reason}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _build_offline(args: argparse.Namespace) -> int:
@@ -61,3 +79,26 @@ def _build_offline(args: argparse.Namespace) -> int:
 
 def _build_eval(args: argparse.Namespace) -> int:
     return _run(args, eval_sets=True, report_name="eval_report.json")
+
+
+def _build_manifest(args: argparse.Namespace) -> int:
+    from clapkit.data.adapters import collect_manifest, write_with_report
+
+    clips, skipped = collect_manifest(args.dataset, args.root, args.out, absolute_paths=args.absolute_paths)
+    write_with_report(args.out, clips, skipped)
+    print(f"wrote {len(clips)} clips to {args.out}")
+    for item in skipped:
+        print(f"clapkit: skipped: {item.path}: {item.reason}", file=sys.stderr)
+    return 1 if skipped else 0
+
+
+def _write_shards(args: argparse.Namespace) -> int:
+    from clapkit.data.shards import verify_shards, write_shards
+
+    report = write_shards(args.manifest, args.out, max_clips=args.max_clips)
+    check = verify_shards(args.manifest, [str(p) for p in report.shards])
+    print(f"wrote {report.written} clips in {len(report.shards)} shards; verified {check.checked} clips")
+    problems = report.failures + check.problems
+    for line in problems:
+        print(f"clapkit: failed: {line}", file=sys.stderr)
+    return 1 if problems else 0
