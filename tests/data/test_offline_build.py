@@ -14,7 +14,8 @@ import soundfile
 
 from clapkit.data.manifest import read_manifest, resolve
 from clapkit.data.offline import BuildOptions, ProcessingParams, build
-from clapkit.data.offline.archive import ArchiveError, PackageInfo, sha256_file
+from clapkit.data.manifest import file_sha256
+from clapkit.data.offline.archive import ArchiveError, PackageInfo
 
 pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb (Debian/Ubuntu)")
 
@@ -93,7 +94,7 @@ class FakeArchive:
         self.debs, self.broken, self.downloads = debs, broken, 0
 
     def lookup(self, packages):
-        return {p: PackageInfo(p, "1.0-1", sha256_file(self.debs[p])) for p in packages if p in self.debs}
+        return {p: PackageInfo(p, "1.0-1", file_sha256(self.debs[p])) for p in packages if p in self.debs}
 
     def download(self, package, dest):
         if package in self.broken:

@@ -11,6 +11,7 @@ JSON Lines, one clip per line::
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -79,6 +80,15 @@ def read_manifest(path: str | Path) -> list[Clip]:
                 raise ManifestError(f"{where}: not valid JSON ({e.msg})") from None
             clips.append(_check(record, where))
     return clips
+
+
+def file_sha256(path: str | Path) -> str:
+    """The ``sha256`` field: hex digest of the file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def resolve(manifest_path: str | Path, clip: Clip) -> Path:

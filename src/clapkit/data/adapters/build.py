@@ -3,7 +3,6 @@ skip and list the ones that are missing or unreadable, and write the manifest.""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from clapkit.data.manifest import Clip, write_manifest
+from clapkit.data.manifest import Clip, file_sha256, write_manifest
 
 from .common import Entry, labels_to_caption
 
@@ -30,13 +29,6 @@ class Skipped:
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}"
 
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def manifest_path_for(audio: Path, manifest_dir: Path, absolute: bool) -> str:

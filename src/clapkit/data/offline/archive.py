@@ -2,7 +2,6 @@
 ``dpkg-deb -x``). The candidate version's SHA256 from the package index is the cache key."""
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 import tempfile
@@ -10,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from ..manifest import file_sha256
 from .sources import refuse_reserved
 
 
@@ -42,13 +42,6 @@ def _run(command: list[str], cwd: Path | None = None, check: bool = True) -> str
         raise ArchiveError(f"{' '.join(command[:2])} failed: {message[-1] if message else done.returncode}")
     return done.stdout
 
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class AptArchive:
@@ -84,10 +77,10 @@ class AptArchive:
 def fetch(archive: Archive, info: PackageInfo, cache: Path) -> Path:
     """The package's .deb in ``cache``, downloaded only when no verified copy is there."""
     target = cache / f"{info.package}_{info.sha256[:16]}.deb"
-    if target.is_file() and sha256_file(target) == info.sha256:
+    if target.is_file() and file_sha256(target) == info.sha256:
         return target
     downloaded = archive.download(info.package, cache / "incoming")
-    if sha256_file(downloaded) != info.sha256:
+    if file_sha256(downloaded) != info.sha256:
         downloaded.unlink()
         raise ArchiveError(f"{info.package}: downloaded file does not match the archive's SHA256")
     downloaded.replace(target)

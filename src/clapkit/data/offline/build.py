@@ -35,9 +35,9 @@ from pathlib import Path
 import soundfile
 from tqdm import tqdm
 
-from ..manifest import Clip, write_manifest
+from ..manifest import Clip, file_sha256, write_manifest
 from . import audio
-from .archive import Archive, AptArchive, PackageInfo, extract, fetch, sha256_file
+from .archive import Archive, AptArchive, PackageInfo, extract, fetch
 from .captions import caption
 from .licences import guess_licence, read_package_copyright
 from .sources import EVAL_SOURCES, Item, SourceSpec, refuse_reserved, resolve_sources
@@ -171,10 +171,10 @@ class Builder:
         if isinstance(item.source, audio.NoteSpec):
             note = item.source
             if note.soundfont not in soundfont_hashes:
-                soundfont_hashes[note.soundfont] = sha256_file(Path(note.soundfont))
+                soundfont_hashes[note.soundfont] = file_sha256(Path(note.soundfont))
             return _digest(soundfont_hashes[note.soundfont], repr((note.program, note.pitch, note.velocity,
                                                                    note.seconds, note.release_seconds)))
-        return sha256_file(Path(item.source))
+        return file_sha256(Path(item.source))
 
     def _process(self, spec: SourceSpec, items: list[Item]) -> Iterable[tuple[Item, str, dict]]:
         """Yield (item, clip key, result) in item order, decoding only clips not cached."""
@@ -219,7 +219,7 @@ def fsdd_clips(folder: Path) -> tuple[list[Clip], str]:
         clips.append(Clip(
             path=str(path.resolve()), captions=[caption("digit", path.name, phrase=word)], labels=[word],
             split="eval_digits", source="fsdd", licence=licence, duration=round(info.duration, 4),
-            sample_rate=info.samplerate, sha256=sha256_file(path),
+            sample_rate=info.samplerate, sha256=file_sha256(path),
             extra={"speaker": speaker, "take": int(take)},
         ))
     return clips, licence
