@@ -135,3 +135,11 @@ def test_bad_arguments_raise_tokenizer_error(msclap_gpt2, gpt2_tokenizer_dir):
         msclap_gpt2([])
     with pytest.raises(TokenizerError, match="padding must be"):
         msclap_gpt2(["a"], padding="do_not_pad")
+
+
+def test_uncached_hub_name_offline_says_what_to_do(monkeypatch):
+    from clapkit.text.tokenizer import TokenizerError, load_tokenizer
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(TokenizerError, match="not cached .* pass a folder holding vocab.json"):
+        load_tokenizer("gpt2", "msclap-gpt2")

@@ -29,6 +29,8 @@ from typing import Sequence
 import torch
 from transformers import AutoTokenizer
 
+from ..hub import hub_reachable, quiet_hub
+
 
 class TokenizerError(ValueError):
     """A tokenizer that cannot be loaded, or input it cannot tokenize."""
@@ -142,6 +144,16 @@ def _check_folder(folder: Path, spec: _Style) -> None:
                              f"tokenizer files {' + '.join(spec.files)} (or a tokenizer.json) there")
 
 
+def _hub_name(name: str, spec) -> str:
+    """A Hub name, checked to be loadable: from the Hub's cache, or from the Hub when reachable."""
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(name, spec.files[0]), str) or hub_reachable():
+        return name
+    raise TokenizerError(f"the {spec.family} tokenizer {name!r} is not cached and the Hugging Face Hub is "
+                         f"unreachable; pass a folder holding {' + '.join(spec.files)} (e.g. --tokenizer DIR)")
+
+
 def load_tokenizer(name_or_path: str | Path, style: str, max_length: int | None = None) -> TextTokenizer:
     """A :class:`TextTokenizer` from a local folder (e.g. one holding GPT-2's ``vocab.json`` +
     ``merges.txt``) or a Hugging Face Hub name (``"gpt2"``, ``"bert-base-uncased"``; needs network or cache).
@@ -157,8 +169,11 @@ def load_tokenizer(name_or_path: str | Path, style: str, max_length: int | None 
         folder = Path(name).expanduser()
         _check_folder(folder, spec)
         name = str(folder)
+    else:
+        name = _hub_name(name, spec)
     try:
-        hf_tokenizer = AutoTokenizer.from_pretrained(name, tokenizer_type=spec.family)
+        with quiet_hub():
+            hf_tokenizer = AutoTokenizer.from_pretrained(name, tokenizer_type=spec.family)
     except (OSError, ValueError) as err:
         raise TokenizerError(f"cannot load the {spec.family} tokenizer {name!r} ({type(err).__name__}); offline, "
                              f"pass a folder holding {' + '.join(spec.files)}") from err

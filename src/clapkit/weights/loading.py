@@ -1,12 +1,14 @@
 """Reading checkpoints (msclap .pth, clapkit safetensors) into clapkit models, strictly."""
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..hub import hub_reachable, quiet_hub
 from ..models.factory import create_model, get_config
 from .msclap import convert_msclap_state_dict, detect_msclap_variant
 from .registry import PRETRAINED, Pretrained, download_hint, local_candidates
@@ -17,17 +19,22 @@ class WeightsError(RuntimeError):
 
 
 def fetch(spec: Pretrained) -> Path:
-    """A local path to a registered release: the cache or ./weights first, then the Hub (cached)."""
+    """A local path to a registered release: the cache or ./weights, the Hub's cache, then the Hub."""
     for path in local_candidates(spec):
         if path.is_file():
             return path
-    try:
-        from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_download
 
-        return Path(hf_hub_download(spec.hub_repo, spec.filename))
-    except Exception as e:  # offline, hub unreachable, repo moved: all end the same way for the user
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise WeightsError(f"{spec.name} weights not found locally and the Hub failed ({reason}); "
+    with contextlib.suppress(Exception):
+        return Path(hf_hub_download(spec.hub_repo, spec.filename, local_files_only=True))
+    if not hub_reachable():
+        raise WeightsError(f"{spec.name} weights not found locally and the Hugging Face Hub is unreachable; "
+                           f"{download_hint(spec)}")
+    try:
+        with quiet_hub():
+            return Path(hf_hub_download(spec.hub_repo, spec.filename))
+    except Exception as e:  # repo moved, file renamed, network dropped: all end the same way for the user
+        raise WeightsError(f"{spec.name} weights could not be downloaded ({type(e).__name__}); "
                            f"{download_hint(spec)}") from None
 
 
