@@ -1,0 +1,234 @@
+"""msclap's ``clapcap`` audio captioner: CLAP audio embedding -> transformer prefix mapper -> GPT-2 beam search.
+
+The mapper keeps msclap's module names (``msclap/models/mapper.py``) so that the released
+``clap_project.*`` keys load by prefix alone. ``beam_search`` reproduces msclap's
+``CLAPWrapper._generate_beam`` step for step, but feeds one new token per beam through GPT-2's
+key/value cache instead of re-running the whole sequence.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .clap import CLAP
+
+EOS_TOKEN_ID = 50256  # GPT-2 '<|endoftext|>'
+# msclap stops on tokenizer.encode(' <|endoftext|>')[0]: 220, a bare space ('Ġ'), not EOS.
+MSCLAP_STOP_TOKEN_ID = 220
+
+
+class Tokenizer(Protocol):
+    """What ``generate`` needs of a tokenizer, e.g. ``clapkit.text.TextTokenizer``."""
+
+    def decode(self, ids: list[int]) -> str: ...
+
+
+class MapperAttention(nn.Module):
+    """Multi-head self-attention with msclap's parameter layout (bias-free queries and keys/values)."""
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.to_queries = nn.Linear(dim, dim, bias=False)
+        self.to_keys_values = nn.Linear(dim, 2 * dim, bias=False)
+        self.project = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        head_dim = c // self.num_heads
+        queries = self.to_queries(x).reshape(b, n, self.num_heads, head_dim)
+        keys, values = self.to_keys_values(x).reshape(b, n, 2, self.num_heads, head_dim).unbind(2)
+        attention = torch.einsum("bnhd,bmhd->bnmh", queries, keys) * head_dim ** -0.5
+        out = torch.einsum("bnmh,bmhd->bnhd", attention.softmax(dim=2), values)
+        return self.project(out.reshape(b, n, c))
+
+
+class MapperMLP(nn.Module):
+    def __init__(self, dim: int, hidden_dim: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.fc2 = nn.Linear(hidden_dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+class MapperLayer(nn.Module):
+    """Pre-norm transformer layer: ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = MapperAttention(dim, num_heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = MapperMLP(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class MapperTransformer(nn.Module):
+    def __init__(self, dim: int, num_heads: int, num_layers: int, mlp_ratio: float) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(MapperLayer(dim, num_heads, mlp_ratio) for _ in range(num_layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+class TransformerMapper(nn.Module):
+    """Audio embedding (B, in_dim) -> GPT-2 prefix (B, prefix_length, dim).
+
+    ``linear`` unfolds the embedding into ``clip_length`` tokens, a learnt constant of
+    ``prefix_length`` tokens is appended, and the transformer's outputs at the constant's
+    positions are the prefix.
+    """
+
+    def __init__(self, in_dim: int, dim: int, prefix_length: int, clip_length: int, num_layers: int = 8,
+                 num_heads: int = 8, mlp_ratio: float = 2.0) -> None:
+        super().__init__()
+        self.clip_length = clip_length
+        self.transformer = MapperTransformer(dim, num_heads, num_layers, mlp_ratio)
+        self.linear = nn.Linear(in_dim, clip_length * dim)
+        self.prefix_const = nn.Parameter(torch.randn(prefix_length, dim))
+
+    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
+        clip_tokens = self.linear(embedding).view(embedding.shape[0], self.clip_length, -1)
+        const = self.prefix_const.unsqueeze(0).expand(embedding.shape[0], -1, -1)
+        return self.transformer(torch.cat((clip_tokens, const), dim=1))[:, self.clip_length:]
+
+
+@dataclass
+class Beams:
+    """Final beam-search state, best beam first.
+
+    ``tokens`` (beam_size, steps) holds every generated id, including the stop token and the
+    id-0 filler appended to stopped beams; a beam's caption is ``tokens[i, :lengths[i]]``.
+    ``scores`` are the length-normalised sums of log-probabilities that order the beams.
+    """
+
+    tokens: torch.Tensor
+    lengths: torch.Tensor
+    scores: torch.Tensor
+    steps: int
+
+    def ids(self, index: int = 0) -> list[int]:
+        """Token ids of beam ``index`` (0 = best), up to and including its stop token."""
+        return self.tokens[index, : int(self.lengths[index])].tolist()
+
+
+def _select_beams(past: Any, index: torch.Tensor) -> Any:
+    """Reorder (or expand) every tensor of a key/value cache along its batch dimension."""
+    if isinstance(past, torch.Tensor):
+        return past.index_select(0, index)
+    return type(past)(_select_beams(item, index) for item in past)
+
+
+def _last_logits(decoder: nn.Module, embeds: torch.Tensor, past: Any) -> tuple[torch.Tensor, Any]:
+    """Logits at the last position only (the LM head over all 40 prefix positions would dominate step 0)."""
+    hidden, past = decoder.transformer(inputs_embeds=embeds, past_key_values=past, use_cache=True)
+    return decoder.lm_head(hidden[:, -1]), past
+
+
+def _next_logprobs(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    # softmax().log() rather than log_softmax(): msclap's arithmetic, kept for exact beam parity.
+    return (logits / (temperature if temperature > 0 else 1.0)).softmax(-1).log()
+
+
+@torch.no_grad()
+def beam_search(decoder: nn.Module, prefix_embed: torch.Tensor, beam_size: int = 5, max_length: int = 67,
+                temperature: float = 1.0, stop_token_id: int = MSCLAP_STOP_TOKEN_ID) -> Beams:
+    """Beam search of a GPT-2 LM head (``GPT2LMHead``) from one prefix (1, P, dim), as msclap's ``_generate_beam``.
+
+    A beam that emits ``stop_token_id`` is frozen: its only continuation is id 0 at log-prob 0,
+    and its length stops growing. Candidates are ranked by ``score / length``; the search ends
+    after ``max_length`` steps or once every beam has stopped.
+    """
+    if prefix_embed.dim() != 3 or prefix_embed.shape[0] != 1:
+        raise ValueError(f"prefix_embed must have shape (1, P, dim), got {tuple(prefix_embed.shape)}")
+    if beam_size < 1 or max_length < 1:
+        raise ValueError(f"beam_size and max_length must be at least 1, got {beam_size} and {max_length}")
+    wte = decoder.transformer.wte
+    device = prefix_embed.device
+    logits, past = _last_logits(decoder, prefix_embed, None)
+    scores, next_tokens = _next_logprobs(logits[0], temperature).topk(beam_size)
+    tokens = next_tokens.unsqueeze(1)
+    past = _select_beams(past, torch.zeros(beam_size, dtype=torch.long, device=device))
+    seq_lengths = torch.ones(beam_size, dtype=prefix_embed.dtype, device=device)
+    is_stopped = next_tokens.eq(stop_token_id)
+    steps = 1
+    while steps < max_length and not is_stopped.all():
+        logits, past = _last_logits(decoder, wte(next_tokens).unsqueeze(1), past)
+        logprobs = _next_logprobs(logits, temperature)
+        logprobs[is_stopped] = -float("inf")
+        logprobs[is_stopped, 0] = 0
+        scores_sum = scores[:, None] + logprobs
+        seq_lengths[~is_stopped] += 1
+        scores_average, flat_index = (scores_sum / seq_lengths[:, None]).view(-1).topk(beam_size)
+        source = flat_index // scores_sum.shape[1]
+        next_tokens = flat_index % scores_sum.shape[1]
+        seq_lengths = seq_lengths[source]
+        scores = scores_average * seq_lengths
+        tokens = torch.cat((tokens[source], next_tokens.unsqueeze(1)), dim=1)
+        past = _select_beams(past, source)
+        is_stopped = is_stopped[source] | next_tokens.eq(stop_token_id)
+        steps += 1
+    final_scores = scores / seq_lengths
+    order = final_scores.argsort(descending=True)
+    return Beams(tokens[order], seq_lengths[order].long(), final_scores[order], steps)
+
+
+class ClapCap(nn.Module):
+    """CLAP audio tower + prefix mapper + frozen GPT-2 language model (msclap ``clapcap``)."""
+
+    def __init__(self, clap: CLAP, decoder: nn.Module, prefix_length: int = 40, mapper_layers: int = 8,
+                 normalize_prefix: bool = True) -> None:
+        super().__init__()
+        self.clap = clap
+        self.decoder = decoder
+        self.normalize_prefix = normalize_prefix
+        embed_dim = clap.audio_projection.linear1.out_features
+        word_dim = decoder.transformer.wte.embedding_dim
+        self.mapper = TransformerMapper(embed_dim, word_dim, prefix_length, prefix_length, mapper_layers)
+
+    def audio_embedding(self, waveform: torch.Tensor) -> torch.Tensor:
+        """(B, T) waveform -> (B, embed_dim) projected audio embedding, L2-normalised if ``normalize_prefix``."""
+        embedding = self.clap.encode_audio(waveform)
+        return embedding / embedding.norm(2, -1, keepdim=True) if self.normalize_prefix else embedding
+
+    def prefix(self, waveform: torch.Tensor) -> torch.Tensor:
+        """(B, T) waveform -> (B, prefix_length, dim) GPT-2 input embeddings."""
+        return self.mapper(self.audio_embedding(waveform))
+
+    def forward(self, waveform: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits (B, prefix_length + L, vocab) for captions ``input_ids`` (B, L)."""
+        embeds = torch.cat((self.prefix(waveform), self.decoder.transformer.wte(input_ids)), dim=1)
+        return self.decoder(inputs_embeds=embeds)
+
+    @torch.no_grad()
+    def generate(self, waveform: torch.Tensor, tokenizer: Tokenizer, beam_size: int = 5, max_length: int = 67,
+                 temperature: float = 1.0, stop: str = "msclap") -> list[str]:
+        """One caption per clip of a (B, T) waveform batch.
+
+        ``stop="msclap"`` reproduces msclap: it stops on id 220 (msclap's ``encode(' <|endoftext|>')[0]``,
+        a bare space, which the released model emits before EOS) and ``str.capitalize()``s the
+        caption, lower-casing the rest. ``stop="eos"`` stops on ``<|endoftext|>`` and returns the
+        text as decoded, without surrounding whitespace. The stop token is not part of the caption.
+        """
+        if stop not in ("msclap", "eos"):
+            raise ValueError(f"unknown stop rule {stop!r}; expected 'msclap' or 'eos'")
+        stop_token_id = MSCLAP_STOP_TOKEN_ID if stop == "msclap" else EOS_TOKEN_ID
+        captions = []
+        for prefix_embed in self.prefix(waveform).split(1):
+            beams = beam_search(self.decoder, prefix_embed, beam_size, max_length, temperature, stop_token_id)
+            ids = beams.ids(0)
+            text = tokenizer.decode(ids[:-1] if ids[-1] == stop_token_id else ids)
+            captions.append(text.capitalize() if stop == "msclap" else text.strip())
+        return captions
