@@ -100,3 +100,14 @@ def test_captions_match_msclap(captioner):
     golden = parity_golden("clapcap", fp64=False)
     clips = raw_clips("clapcap")[:2]
     assert captioner.caption(clips, sample_rate=44100, stop="msclap") == list(golden["captions"][:2])
+
+
+def test_bfloat16_keeps_the_front_end_in_float32_and_stays_close(msclap_checkpoint, shared_dir):
+    model = clapkit.load(msclap_checkpoint("2023"), tokenizer=str(shared_dir / "tokenizers" / "gpt2"), dtype=torch.bfloat16)
+    assert model.model.audio.frontend.mel_basis.dtype == torch.float32
+    assert model.model.audio.encoder.norm.weight.dtype == torch.bfloat16
+    clips = raw_clips("2023")[:2]
+    golden = parity_golden("2023")["audio_embedding"][:2]
+    embedding = model.embed_audio(clips, sample_rate=44100, normalize=False).numpy()
+    cosine = (embedding * golden).sum(1) / np.linalg.norm(embedding, axis=1) / np.linalg.norm(golden, axis=1)
+    assert embedding.dtype == np.float32 and cosine.min() > 0.99
