@@ -53,6 +53,12 @@ RESAMPLE_QUALITY = "HQ"
 MAX_ARRAY_CHANNELS = 64  # guards against a (channels, time) numpy array read as (time, channels)
 
 
+# File name suffixes treated as audio when a folder is searched: what libsndfile decodes, plus the
+# containers PyAV opens.
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".au", ".aiff", ".aif",
+                  ".m4a", ".aac", ".mp4", ".webm", ".mkv")
+
+
 class AudioError(ValueError):
     """Audio that cannot be used; the one-line message names the input and the cause."""
 

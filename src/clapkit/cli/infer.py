@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio.io import AUDIO_SUFFIXES
 from . import UserError
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".mp4", ".webm", ".mkv", ".aiff", ".aif"}
 
 
 def expand_inputs(paths: list[str]) -> list[str]:

@@ -27,13 +27,13 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 
+from ...audio.io import AUDIO_SUFFIXES
 from .audio import NoteSpec
 from .captions import caption, dedupe, kind_of, name_words, split_words
 from .gm import note_grid
 from .licences import CopyrightFile, guess_licence
 
 RESERVED = frozenset({"openttd-opensfx", "gcompris-qt-data", "tuxpaint-stamps-default"})
-AUDIO_EXTENSIONS = (".wav", ".ogg", ".oga", ".flac", ".opus", ".aiff", ".aif", ".mp3")
 
 
 class ReservedPackageError(ValueError):
@@ -81,7 +81,7 @@ class SourceSpec:
 
 
 def _is_audio(name: str) -> bool:
-    return name.lower().endswith(AUDIO_EXTENSIONS)
+    return name.lower().endswith(AUDIO_SUFFIXES)
 
 
 def _wanted(name: str, spec: SourceSpec) -> bool:
