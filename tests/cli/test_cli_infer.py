@@ -66,3 +66,11 @@ def test_models_lists_the_registry(capsys, monkeypatch, tmp_path):
     for name in ("msclap-2023", "msclap-2022", "msclap-clapcap"):
         assert name in out
     assert "CLAP_weights_2023.pth" in out
+
+
+@pytest.mark.slow
+def test_caption_prints_one_caption_per_file(audio_dir, msclap_checkpoint, shared_dir, capsys):
+    args = ["--model", str(msclap_checkpoint("clapcap")), "--tokenizer", str(shared_dir / "tokenizers" / "gpt2")]
+    assert main(["caption", str(audio_dir / "a.wav"), "--json", *args]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line["file"] == str(audio_dir / "a.wav") and line["caption"]
