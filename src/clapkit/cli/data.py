@@ -67,7 +67,7 @@ def _run(args: argparse.Namespace, eval_sets: bool, report_name: str) -> int:
     except (ReservedPackageError, KeyError) as e:
         raise UserError(f"--sources: {e.args[0]}") from None
     print(format_report(report))
-    failed = [(name, source["reason"]) for name, source in report["sources"].items() if source["status"] == "failed"]
+    failed = [(name, source["reason"]) for name, source in report["sources"].items() if source["status"] in ("failed", "skipped")]
     for name, reason in failed:
         print(f"clapkit: failed: {name}: {reason}", file=sys.stderr)
     return 1 if failed else 0

@@ -111,7 +111,8 @@ class Builder:
         base = {"package": spec.package, "split": spec.split, "version": "", "clips": [], "dropped": []}
         missing = [name for name in (spec.package, *spec.metadata) if name not in known]
         if missing:
-            reason = f"not in this system's package archive: {', '.join(missing)}"
+            reason = (f"not in this system's package lists: {', '.join(missing)} "
+                      f"(run `apt-get update` if the lists are empty or stale)")
             return {**base, "status": "skipped", "reason": reason}
         infos = [known[name] for name in (spec.package, *spec.metadata)]
         key = _digest(*(i.sha256 for i in infos), self.options.params.fingerprint(), str(RULES_VERSION))
