@@ -78,16 +78,20 @@ class ClapModel:
     # ---- audio -------------------------------------------------------------------------------
     def _windows(self, items: Sequence, sample_rate: int | None) -> Iterator[tuple[int, np.ndarray | AudioError]]:
         for index, item in enumerate(items):
-            is_array = isinstance(item, (np.ndarray, torch.Tensor))
-            # ``sample_rate`` describes the arrays of a mixed list; files carry their own rate.
-            source_rate, name = (sample_rate, f"{describe(item)} #{index}") if is_array else (None, None)
-            try:
-                for window in iter_windows(item, self.sample_rate, self.clip_samples, policy=self.policy,
-                                           hop_samples=self.hop_samples, source_rate=source_rate,
-                                           msclap_compat=self.msclap_compat, name=name):
-                    yield index, window
-            except AudioError as e:
-                yield index, e
+            for window in self._item_windows(index, item, sample_rate):
+                yield index, window
+
+    def _item_windows(self, index: int, item, sample_rate: int | None) -> Iterator[np.ndarray | AudioError]:
+        """The windows of one input, or a single AudioError where it cannot be read (mid-stream too)."""
+        is_array = isinstance(item, (np.ndarray, torch.Tensor))
+        # ``sample_rate`` describes the arrays of a mixed list; files carry their own rate.
+        source_rate, name = (sample_rate, f"{describe(item)} #{index}") if is_array else (None, None)
+        try:
+            yield from iter_windows(item, self.sample_rate, self.clip_samples, policy=self.policy,
+                                    hop_samples=self.hop_samples, source_rate=source_rate,
+                                    msclap_compat=self.msclap_compat, name=name)
+        except AudioError as e:
+            yield e
 
     @torch.inference_mode()
     def _encode_windows(self, windows: list[np.ndarray]) -> torch.Tensor:
@@ -196,15 +200,15 @@ class ClapModel:
             raise ValueError(f"{self.name} is not a captioning model (use msclap-clapcap)")
         stop = stop or self.config["caption"].get("stop", "eos")
         items = audio if isinstance(audio, (list, tuple)) else [audio]
-        captions = []
+        first_windows = []
         for index, item in enumerate(items):
-            windows = [w for _, w in self._windows([item], sample_rate)]
-            if windows and isinstance(windows[0], AudioError):
-                raise windows[0]
             # A caption describes one window: the first (the whole clip for clips up to clip length).
-            waveform = torch.from_numpy(windows[0][None]).to(self.device)
-            captions += self.model.generate(waveform, self.tokenizer, beam_size=beam_size, max_length=max_length, stop=stop)
-        return captions
+            window = next(self._item_windows(index, item, sample_rate))
+            if isinstance(window, AudioError):
+                raise window
+            first_windows.append(window)
+        waveforms = torch.from_numpy(np.stack(first_windows)).to(self.device)
+        return self.model.generate(waveforms, self.tokenizer, beam_size=beam_size, max_length=max_length, stop=stop)
 
 
 def load(name_or_path: str | Path, *, variant: str | None = None, tokenizer: str | None = None,
