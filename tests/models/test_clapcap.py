@@ -8,7 +8,7 @@ import pytest
 import torch
 from parity import msclap_raw_state, parity_atol, parity_golden, parity_inputs
 
-from clapkit.models.clapcap import EOS_TOKEN_ID, MSCLAP_STOP_TOKEN_ID, Beams, beam_search
+from clapkit.models.clapcap import EOS_TOKEN_ID, MSCLAP_STOP_TOKEN_ID, Beams, batch_beam_search, beam_search
 from clapkit.models.factory import create_model
 from clapkit.text import load_tokenizer
 from clapkit.weights.msclap import convert_msclap_state_dict
@@ -112,23 +112,28 @@ def test_teacher_forced_logprobs(model, waveform):
     assert _max_err(logprobs, "caption_teacher_forced_logprobs") <= _atol("caption_teacher_forced_logprobs")
 
 
-# 67-step searches take ~5 s each, so by default only the clips with the tightest margins between the
-# 5th and 6th candidate run them (clip 3 is covered by the generate test); the ' EVE' probe is short.
-DEFAULT_CLIPS = {"caption": (0, 4), "probe_stopEVE": tuple(CLIPS), "probe_stopBrent": (1, 4)}
-SEARCHES = [pytest.param(probe, clip, marks=() if clip in DEFAULT_CLIPS[probe] else pytest.mark.slow)
-            for probe in PROBES for clip in CLIPS]
+@pytest.fixture(scope="module")
+def batch_beams(model, prefix_embed):
+    """``batch_beams(probe)``: the beams of all 5 clips searched together, one search per probe."""
+    cache = {}
+
+    def search(probe: str) -> list[Beams]:
+        if probe not in cache:
+            cache[probe] = batch_beam_search(model.decoder, prefix_embed, beam_size=5, max_length=67,
+                                             stop_token_id=PROBES[probe])
+        return cache[probe]
+
+    return search
 
 
-@pytest.mark.parametrize("probe, clip", SEARCHES)
-def test_beam_search_matches_msclap(model, tokenizer, prefix_embed, probe, clip):
-    """Final state of msclap's ``_generate_beam`` for the default stop token and the two stop probes."""
-    beams = beam_search(model.decoder, prefix_embed[clip:clip + 1], beam_size=5, max_length=67,
-                        stop_token_id=PROBES[probe])
+def _assert_msclap_beams(beams: Beams, tokenizer, probe: str, clip: int) -> None:
+    """Final state of msclap's ``_generate_beam`` for ``clip`` under the stop token of ``probe``."""
     assert (_padded_ids(beams) == GOLDEN_INT[f"{probe}_beam_ids"][clip]).all()
     assert (beams.lengths.numpy() == GOLDEN_INT[f"{probe}_beam_len"][clip]).all()
     assert float(np.abs(beams.scores.double().numpy() - GOLDEN[f"{probe}_beam_scores"][clip]).max()) \
         <= _atol(f"{probe}_beam_scores")
-    if probe == "caption":
+    if probe == "caption":  # the default stop token is never generated: every clip runs all 67 steps
+        assert beams.steps == 67
         assert beams.ids(0) == GOLDEN_INT["caption_best_ids"][clip, :GOLDEN_INT["caption_best_len"][clip]].tolist()
         assert tokenizer.decode(beams.ids(0)) == GOLDEN_INT["caption_decoded"][clip]
     else:
@@ -136,9 +141,42 @@ def test_beam_search_matches_msclap(model, tokenizer, prefix_embed, probe, clip)
         assert tokenizer.decode(beams.ids(0)) == GOLDEN_INT[f"{probe}_decoded"][clip]
 
 
-def test_generate_reproduces_msclap_caption(model, tokenizer, waveform):
-    # clip 3 decodes to ' tract eve …': capitalize() of a leading space lower-cases the whole caption
-    assert model.generate(waveform[3:4], tokenizer) == [GOLDEN_INT["captions"][3]]
+def _assert_same_beams(ours: Beams, other: Beams) -> None:
+    assert ours.steps == other.steps
+    assert torch.equal(ours.tokens, other.tokens) and torch.equal(ours.lengths, other.lengths)
+    assert float((ours.scores - other.scores).abs().max()) <= 1e-5
+
+
+@pytest.mark.parametrize("probe", PROBES)
+def test_batch_beam_search_matches_msclap(batch_beams, tokenizer, probe):
+    """All clips searched together keep msclap's per-clip search, incl. ' EVE' clips stopping at 2 and 7 steps."""
+    beams = batch_beams(probe)
+    assert len(beams) == len(CLIPS)
+    for clip in CLIPS:
+        _assert_msclap_beams(beams[clip], tokenizer, probe, clip)
+
+
+# A 67-step search of one clip takes ~5 s, so by default only the short ' EVE' searches and the clip with the
+# tightest margin between the 5th and 6th candidate (' Brent', clip 1: 1.8e-5) run alone.
+DEFAULT_CLIPS = {"caption": (), "probe_stopEVE": tuple(CLIPS), "probe_stopBrent": (1,)}
+SEARCHES = [pytest.param(probe, clip, marks=() if clip in DEFAULT_CLIPS[probe] else pytest.mark.slow)
+            for probe in PROBES for clip in CLIPS]
+
+
+@pytest.mark.parametrize("probe, clip", SEARCHES)
+def test_beam_search_alone_matches_msclap_and_batch(model, tokenizer, prefix_embed, batch_beams, probe, clip):
+    beams = beam_search(model.decoder, prefix_embed[clip:clip + 1], beam_size=5, max_length=67,
+                        stop_token_id=PROBES[probe])
+    _assert_msclap_beams(beams, tokenizer, probe, clip)
+    _assert_same_beams(beams, batch_beams(probe)[clip])
+
+
+def test_batch_beam_search_independent_of_batch_composition(model, prefix_embed, batch_beams):
+    """The clip that runs longest (fm_5s, 7 steps under ' EVE') in a smaller batch, in another position."""
+    beams = batch_beam_search(model.decoder, prefix_embed[[BOB_CLIP, 1]], beam_size=5, max_length=67,
+                              stop_token_id=EVE)
+    _assert_same_beams(beams[0], batch_beams("probe_stopEVE")[BOB_CLIP])
+    _assert_same_beams(beams[1], batch_beams("probe_stopEVE")[1])
 
 
 @pytest.mark.slow
@@ -148,13 +186,16 @@ def test_generate_reproduces_msclap_captions_batch(model, tokenizer, waveform):
 
 @pytest.mark.parametrize("stop, stop_token_id", [("msclap", MSCLAP_STOP_TOKEN_ID), ("eos", EOS_TOKEN_ID)])
 def test_generate_stops_and_strips_stop_token(model, tokenizer, waveform, stop, stop_token_id):
-    """With ' EVE' and the stop token swapped in the vocabulary, the model stops where the ' EVE' probe did."""
-    probe_text = str(GOLDEN_INT["probe_stopEVE_decoded"][BOB_CLIP])
-    assert probe_text.endswith(" EVE")
-    caption = probe_text.removesuffix(" EVE")
-    expected = caption.capitalize() if stop == "msclap" else caption.strip()
+    """With ' EVE' and the stop token swapped in the vocabulary, every clip stops where the ' EVE' probe did.
+
+    Clip 3 decodes to ' tract EVE': msclap's capitalize() of a leading space lower-cases the whole caption.
+    """
+    probe_texts = [str(text) for text in GOLDEN_INT["probe_stopEVE_decoded"]]
+    assert all(text.endswith(" EVE") for text in probe_texts)
+    captions = [text.removesuffix(" EVE") for text in probe_texts]
+    expected = [caption.capitalize() if stop == "msclap" else caption.strip() for caption in captions]
     with _relabelled(model, EVE, stop_token_id):
-        assert model.generate(waveform[BOB_CLIP:BOB_CLIP + 1], tokenizer, stop=stop) == [expected]
+        assert model.generate(waveform, tokenizer, stop=stop) == expected
 
 
 def test_beam_search_respects_max_length(model, prefix_embed):
@@ -171,3 +212,7 @@ def test_bad_arguments_raise(model, tokenizer, waveform, prefix_embed):
         beam_search(model.decoder, prefix_embed[:2])
     with pytest.raises(ValueError, match="beam_size"):
         beam_search(model.decoder, prefix_embed[:1], beam_size=0)
+    with pytest.raises(ValueError, match="prefix_embeds"):
+        batch_beam_search(model.decoder, prefix_embed[0])
+    with pytest.raises(ValueError, match="max_length"):
+        batch_beam_search(model.decoder, prefix_embed[:2], max_length=0)

@@ -142,47 +142,73 @@ def _next_logprobs(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     return (logits / (temperature if temperature > 0 else 1.0)).softmax(-1).log()
 
 
-@torch.no_grad()
-def beam_search(decoder: nn.Module, prefix_embed: torch.Tensor, beam_size: int = 5, max_length: int = 67,
-                temperature: float = 1.0, stop_token_id: int = MSCLAP_STOP_TOKEN_ID) -> Beams:
-    """Beam search of a GPT-2 LM head (``GPT2LMHead``) from one prefix (1, P, dim), as msclap's ``_generate_beam``.
-
-    A beam that emits ``stop_token_id`` is frozen: its only continuation is id 0 at log-prob 0,
-    and its length stops growing. Candidates are ranked by ``score / length``; the search ends
-    after ``max_length`` steps or once every beam has stopped.
-    """
-    if prefix_embed.dim() != 3 or prefix_embed.shape[0] != 1:
-        raise ValueError(f"prefix_embed must have shape (1, P, dim), got {tuple(prefix_embed.shape)}")
-    if beam_size < 1 or max_length < 1:
-        raise ValueError(f"beam_size and max_length must be at least 1, got {beam_size} and {max_length}")
-    wte = decoder.transformer.wte
-    device = prefix_embed.device
-    logits, past = _last_logits(decoder, prefix_embed, None)
-    scores, next_tokens = _next_logprobs(logits[0], temperature).topk(beam_size)
-    tokens = next_tokens.unsqueeze(1)
-    past = _select_beams(past, torch.zeros(beam_size, dtype=torch.long, device=device))
-    seq_lengths = torch.ones(beam_size, dtype=prefix_embed.dtype, device=device)
-    is_stopped = next_tokens.eq(stop_token_id)
-    steps = 1
-    while steps < max_length and not is_stopped.all():
-        logits, past = _last_logits(decoder, wte(next_tokens).unsqueeze(1), past)
-        logprobs = _next_logprobs(logits, temperature)
-        logprobs[is_stopped] = -float("inf")
-        logprobs[is_stopped, 0] = 0
-        scores_sum = scores[:, None] + logprobs
-        seq_lengths[~is_stopped] += 1
-        scores_average, flat_index = (scores_sum / seq_lengths[:, None]).view(-1).topk(beam_size)
-        source = flat_index // scores_sum.shape[1]
-        next_tokens = flat_index % scores_sum.shape[1]
-        seq_lengths = seq_lengths[source]
-        scores = scores_average * seq_lengths
-        tokens = torch.cat((tokens[source], next_tokens.unsqueeze(1)), dim=1)
-        past = _select_beams(past, source)
-        is_stopped = is_stopped[source] | next_tokens.eq(stop_token_id)
-        steps += 1
+def _finished_beams(tokens: torch.Tensor, seq_lengths: torch.Tensor, scores: torch.Tensor, steps: int) -> Beams:
     final_scores = scores / seq_lengths
     order = final_scores.argsort(descending=True)
     return Beams(tokens[order], seq_lengths[order].long(), final_scores[order], steps)
+
+
+@torch.no_grad()
+def batch_beam_search(decoder: nn.Module, prefix_embeds: torch.Tensor, beam_size: int = 5, max_length: int = 67,
+                      temperature: float = 1.0, stop_token_id: int = MSCLAP_STOP_TOKEN_ID) -> list[Beams]:
+    """Beam search of a GPT-2 LM head (``GPT2LMHead``) from a batch of prefixes (B, P, dim): one ``Beams`` per clip.
+
+    Each clip follows msclap's ``_generate_beam`` on its own: a beam that emits ``stop_token_id`` is
+    frozen (its only continuation is id 0 at log-prob 0, and its length stops growing), candidates
+    are ranked by ``score / length`` within the clip, and the clip's search ends after
+    ``max_length`` steps or once all its beams have stopped. The B × ``beam_size`` beams of the
+    clips still running go through the decoder together, one new token each per step.
+    """
+    if prefix_embeds.dim() != 3 or prefix_embeds.shape[0] < 1:
+        raise ValueError(f"prefix_embeds must have shape (B, P, dim) with B >= 1, got {tuple(prefix_embeds.shape)}")
+    if beam_size < 1 or max_length < 1:
+        raise ValueError(f"beam_size and max_length must be at least 1, got {beam_size} and {max_length}")
+    wte = decoder.transformer.wte
+    device = prefix_embeds.device
+    logits, past = _last_logits(decoder, prefix_embeds, None)
+    scores, next_tokens = _next_logprobs(logits, temperature).topk(beam_size)  # (clips, beam_size)
+    tokens = next_tokens.unsqueeze(-1)
+    clips = torch.arange(prefix_embeds.shape[0], device=device)  # batch index of each clip still running
+    past = _select_beams(past, clips.repeat_interleave(beam_size))
+    seq_lengths = torch.ones_like(scores)
+    is_stopped = next_tokens.eq(stop_token_id)
+    results: list[Beams | None] = [None] * prefix_embeds.shape[0]
+    steps = 1
+    while True:
+        done = is_stopped.all(dim=1) | (steps >= max_length)
+        for row in done.nonzero()[:, 0].tolist():
+            results[int(clips[row])] = _finished_beams(tokens[row], seq_lengths[row], scores[row], steps)
+        if done.all():
+            return results
+        if done.any():  # finished clips leave the batch, so they stop changing and cost nothing
+            running = (~done).nonzero()[:, 0]
+            clips, tokens, next_tokens = clips[running], tokens[running], next_tokens[running]
+            scores, seq_lengths, is_stopped = scores[running], seq_lengths[running], is_stopped[running]
+            past = _select_beams(past, (running[:, None] * beam_size + torch.arange(beam_size, device=device)).view(-1))
+        logits, past = _last_logits(decoder, wte(next_tokens.view(-1, 1)), past)
+        logprobs = _next_logprobs(logits, temperature).view(len(clips), beam_size, -1)
+        logprobs[is_stopped] = -float("inf")
+        logprobs[is_stopped, 0] = 0
+        scores_sum = scores[..., None] + logprobs
+        seq_lengths = seq_lengths + (~is_stopped).to(seq_lengths.dtype)
+        scores_average, flat_index = (scores_sum / seq_lengths[..., None]).flatten(1).topk(beam_size)
+        source = flat_index // logprobs.shape[-1]  # beam within its clip
+        next_tokens = flat_index % logprobs.shape[-1]
+        seq_lengths = seq_lengths.gather(1, source)
+        scores = scores_average * seq_lengths
+        history = tokens.gather(1, source[..., None].expand(-1, -1, tokens.shape[-1]))
+        tokens = torch.cat((history, next_tokens[..., None]), dim=-1)
+        past = _select_beams(past, (source + torch.arange(len(clips), device=device)[:, None] * beam_size).view(-1))
+        is_stopped = is_stopped.gather(1, source) | next_tokens.eq(stop_token_id)
+        steps += 1
+
+
+def beam_search(decoder: nn.Module, prefix_embed: torch.Tensor, beam_size: int = 5, max_length: int = 67,
+                temperature: float = 1.0, stop_token_id: int = MSCLAP_STOP_TOKEN_ID) -> Beams:
+    """Beam search from one prefix (1, P, dim), as msclap's ``_generate_beam``; see ``batch_beam_search``."""
+    if prefix_embed.dim() != 3 or prefix_embed.shape[0] != 1:
+        raise ValueError(f"prefix_embed must have shape (1, P, dim), got {tuple(prefix_embed.shape)}")
+    return batch_beam_search(decoder, prefix_embed, beam_size, max_length, temperature, stop_token_id)[0]
 
 
 class ClapCap(nn.Module):
@@ -226,8 +252,8 @@ class ClapCap(nn.Module):
             raise ValueError(f"unknown stop rule {stop!r}; expected 'msclap' or 'eos'")
         stop_token_id = MSCLAP_STOP_TOKEN_ID if stop == "msclap" else EOS_TOKEN_ID
         captions = []
-        for prefix_embed in self.prefix(waveform).split(1):
-            beams = beam_search(self.decoder, prefix_embed, beam_size, max_length, temperature, stop_token_id)
+        for beams in batch_beam_search(self.decoder, self.prefix(waveform), beam_size, max_length, temperature,
+                                       stop_token_id):
             ids = beams.ids(0)
             text = tokenizer.decode(ids[:-1] if ids[-1] == stop_token_id else ids)
             captions.append(text.capitalize() if stop == "msclap" else text.strip())
