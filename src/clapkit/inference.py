@@ -194,8 +194,9 @@ class ClapModel:
 
     @torch.inference_mode()
     def caption(self, audio, *, sample_rate: int | None = None, beam_size: int = 5, max_length: int = 67,
-                stop: str | None = None) -> list[str]:
-        """Captions from a clapcap model. ``stop``: "msclap" (token 220, like msclap) or "eos"."""
+                stop: str | None = None, batch_size: int = 8) -> list[str]:
+        """Captions from a clapcap model, ``batch_size`` clips searched together.
+        ``stop``: "msclap" (token 220, like msclap) or "eos"."""
         if not hasattr(self.model, "generate"):
             raise ValueError(f"{self.name} is not a captioning model (use msclap-clapcap)")
         stop = stop or self.config["caption"].get("stop", "eos")
@@ -207,8 +208,11 @@ class ClapModel:
             if isinstance(window, AudioError):
                 raise window
             first_windows.append(window)
-        waveforms = torch.from_numpy(np.stack(first_windows)).to(self.device)
-        return self.model.generate(waveforms, self.tokenizer, beam_size=beam_size, max_length=max_length, stop=stop)
+        captions = []
+        for start in range(0, len(first_windows), batch_size):
+            waveforms = torch.from_numpy(np.stack(first_windows[start:start + batch_size])).to(self.device)
+            captions += self.model.generate(waveforms, self.tokenizer, beam_size=beam_size, max_length=max_length, stop=stop)
+        return captions
 
 
 def load(name_or_path: str | Path, *, variant: str | None = None, tokenizer: str | None = None,

@@ -1,9 +1,10 @@
 """msclap's ``clapcap`` audio captioner: CLAP audio embedding -> transformer prefix mapper -> GPT-2 beam search.
 
 The mapper keeps msclap's module names (``msclap/models/mapper.py``) so that the released
-``clap_project.*`` keys load by prefix alone. ``beam_search`` reproduces msclap's
-``CLAPWrapper._generate_beam`` step for step, but feeds one new token per beam through GPT-2's
-key/value cache instead of re-running the whole sequence.
+``clap_project.*`` keys load by prefix alone. ``batch_beam_search`` reproduces msclap's
+``CLAPWrapper._generate_beam`` step for step for each clip of a batch, but feeds one new token per
+beam through GPT-2's key/value cache instead of re-running the whole sequence, and advances the
+beams of all clips still running in one decoder call.
 """
 from __future__ import annotations
 
@@ -142,6 +143,11 @@ def _next_logprobs(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     return (logits / (temperature if temperature > 0 else 1.0)).softmax(-1).log()
 
 
+def _cache_rows(clip_rows: torch.Tensor, beam_index: torch.Tensor, beam_size: int) -> torch.Tensor:
+    """Flat key/value cache rows of beams (clips, k): the cache holds clip i's beam j at row ``i * beam_size + j``."""
+    return (clip_rows[:, None] * beam_size + beam_index).view(-1)
+
+
 def _finished_beams(tokens: torch.Tensor, seq_lengths: torch.Tensor, scores: torch.Tensor, steps: int) -> Beams:
     final_scores = scores / seq_lengths
     order = final_scores.argsort(descending=True)
@@ -176,15 +182,15 @@ def batch_beam_search(decoder: nn.Module, prefix_embeds: torch.Tensor, beam_size
     steps = 1
     while True:
         done = is_stopped.all(dim=1) | (steps >= max_length)
-        for row in done.nonzero()[:, 0].tolist():
+        for row in done.nonzero().flatten().tolist():
             results[int(clips[row])] = _finished_beams(tokens[row], seq_lengths[row], scores[row], steps)
         if done.all():
             return results
         if done.any():  # finished clips leave the batch, so they stop changing and cost nothing
-            running = (~done).nonzero()[:, 0]
+            running = (~done).nonzero().flatten()
             clips, tokens, next_tokens = clips[running], tokens[running], next_tokens[running]
             scores, seq_lengths, is_stopped = scores[running], seq_lengths[running], is_stopped[running]
-            past = _select_beams(past, (running[:, None] * beam_size + torch.arange(beam_size, device=device)).view(-1))
+            past = _select_beams(past, _cache_rows(running, torch.arange(beam_size, device=device), beam_size))
         logits, past = _last_logits(decoder, wte(next_tokens.view(-1, 1)), past)
         logprobs = _next_logprobs(logits, temperature).view(len(clips), beam_size, -1)
         logprobs[is_stopped] = -float("inf")
@@ -198,7 +204,7 @@ def batch_beam_search(decoder: nn.Module, prefix_embeds: torch.Tensor, beam_size
         scores = scores_average * seq_lengths
         history = tokens.gather(1, source[..., None].expand(-1, -1, tokens.shape[-1]))
         tokens = torch.cat((history, next_tokens[..., None]), dim=-1)
-        past = _select_beams(past, (source + torch.arange(len(clips), device=device)[:, None] * beam_size).view(-1))
+        past = _select_beams(past, _cache_rows(torch.arange(len(clips), device=device), source, beam_size))
         is_stopped = is_stopped.gather(1, source) | next_tokens.eq(stop_token_id)
         steps += 1
 
