@@ -60,7 +60,7 @@ class ClapModel:
         self.hop_samples = int(round(hop_seconds * self.sample_rate)) if hop_seconds else None
         self.policy = policy
         self.msclap_compat = msclap_compat
-        text_config = config.get("text") or config.get("caption", {}).get("decoder")
+        text_config = config.get("text") or (config.get("caption") or {}).get("decoder")
         self._tokenizer_name = tokenizer or (text_config or {}).get("tokenizer")
         self._tokenizer_style = _tokenizer_style(text_config) if config.get("text") else "gpt2"
         self._tokenizer = None

@@ -53,12 +53,13 @@ class BertSelfAttention(nn.Module):
         return context.transpose(1, 2).flatten(2)
 
 
-class BertSelfOutput(nn.Module):
-    """Output projection of the attention, residual, post-LayerNorm."""
+class BertOutput(nn.Module):
+    """Projection back to the hidden size, dropout, residual, post-LayerNorm: ends both the
+    attention (``attention.output``) and the feed-forward (``output``) sub-layers."""
 
-    def __init__(self, hidden_size: int, layer_norm_eps: float, dropout: float) -> None:
+    def __init__(self, in_size: int, hidden_size: int, layer_norm_eps: float, dropout: float) -> None:
         super().__init__()
-        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.dense = nn.Linear(in_size, hidden_size)
         self.LayerNorm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
         self.dropout = nn.Dropout(dropout)
 
@@ -71,7 +72,7 @@ class BertAttention(nn.Module):
                  attention_dropout: float) -> None:
         super().__init__()
         self.self = BertSelfAttention(hidden_size, num_heads, attention_dropout)
-        self.output = BertSelfOutput(hidden_size, layer_norm_eps, hidden_dropout)
+        self.output = BertOutput(hidden_size, hidden_size, layer_norm_eps, hidden_dropout)
 
     def forward(self, hidden: torch.Tensor, additive_mask: torch.Tensor) -> torch.Tensor:
         return self.output(self.self(hidden, additive_mask), hidden)
@@ -86,26 +87,13 @@ class BertIntermediate(nn.Module):
         return F.gelu(self.dense(hidden))  # exact (erf) GELU, as BERT's "gelu"
 
 
-class BertOutput(nn.Module):
-    """Feed-forward down-projection, residual, post-LayerNorm."""
-
-    def __init__(self, hidden_size: int, intermediate_size: int, layer_norm_eps: float, dropout: float) -> None:
-        super().__init__()
-        self.dense = nn.Linear(intermediate_size, hidden_size)
-        self.LayerNorm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, hidden: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(hidden)) + residual)
-
-
 class BertLayer(nn.Module):
     def __init__(self, hidden_size: int, num_heads: int, intermediate_size: int, layer_norm_eps: float,
                  hidden_dropout: float, attention_dropout: float) -> None:
         super().__init__()
         self.attention = BertAttention(hidden_size, num_heads, layer_norm_eps, hidden_dropout, attention_dropout)
         self.intermediate = BertIntermediate(hidden_size, intermediate_size)
-        self.output = BertOutput(hidden_size, intermediate_size, layer_norm_eps, hidden_dropout)
+        self.output = BertOutput(intermediate_size, hidden_size, layer_norm_eps, hidden_dropout)
 
     def forward(self, hidden: torch.Tensor, additive_mask: torch.Tensor) -> torch.Tensor:
         attended = self.attention(hidden, additive_mask)
