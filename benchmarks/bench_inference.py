@@ -23,10 +23,11 @@ import soundfile as sf
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from clapkit.inference import ClapModel
 from clapkit.models.factory import create_model, get_config
+from clapkit.models.htsat import rows_per_pass
+from clapkit.pipeline import ClapPipeline
+from clapkit.weights.formats.msclap import convert_msclap_state_dict
 from clapkit.weights.loading import load_state_dict_strict
-from clapkit.weights.msclap import convert_msclap_state_dict
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -100,10 +101,11 @@ def main() -> None:
 
     model, config, weights = build_model()
     print(f"model: msclap-2023 architecture, {weights}")
-    clap = ClapModel(model, config, str(SHARED / "tokenizers" / "gpt2"))
+    clap = ClapPipeline(model, config, str(SHARED / "tokenizers" / "gpt2"))
     batch = torch.randn(args.batch_size, clap.clip_samples) * 0.1
 
-    with torch.inference_mode():
+    # The pipeline's default CPU batching (rows_per_pass) applies to the model-only timings too.
+    with torch.inference_mode(), rows_per_pass(clap.rows_per_pass):
         features = model.audio.frontend(batch)
         encoder = model.audio.encoder
         with FlopCounterMode(display=False) as counter:
@@ -114,7 +116,7 @@ def main() -> None:
     print(f"HTSAT forward: {flops / 1e9:.2f} GFLOP/clip, {seconds * 1e3:.1f} ms/clip, {flops / seconds / 1e9:.1f} GFLOP/s "
           f"= {flops / seconds / 1e9 / peak:.0%} of theoretical peak, {flops / seconds / 1e9 / sgemm:.0%} of measured SGEMM")
 
-    with torch.inference_mode():
+    with torch.inference_mode(), rows_per_pass(clap.rows_per_pass):
         waves = torch.randn(args.clips, clap.clip_samples) * 0.1
         model_only = best_of(lambda: [model.encode_audio(waves[i:i + args.batch_size])
                                       for i in range(0, args.clips, args.batch_size)], 2) / args.clips

@@ -1,29 +1,28 @@
-"""Shared fixtures: paths into ../shared (read in place)."""
+"""Shared fixtures: paths into the shared test data (``$CLAPKIT_TEST_DATA``, default ../shared), read in place."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import shared_data
 import torch
-
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 torch.set_num_threads(2)
 
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    return SHARED
+    return shared_data.require()
 
 
 @pytest.fixture(scope="session")
 def gpt2_tokenizer_dir() -> Path:
-    return SHARED / "tokenizers" / "gpt2"
+    return shared_data.require("tokenizers", "gpt2")
 
 
 @pytest.fixture(scope="session")
 def bert_tokenizer_dir() -> Path:
-    return SHARED / "tokenizers" / "bert-base-uncased"
+    return shared_data.require("tokenizers", "bert-base-uncased")
 
 
 @pytest.fixture(scope="session")

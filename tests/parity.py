@@ -1,20 +1,19 @@
-"""msclap's synthetic parity fixtures in ../shared/parity (read in place, never copied)."""
+"""msclap's synthetic parity fixtures in ``$CLAPKIT_TEST_DATA/parity`` (read in place, never copied).
+Each helper skips the calling test (fails it under CI) when the fixtures are absent."""
 from __future__ import annotations
 
 import importlib.util
 import json
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import torch
-
-PARITY = Path(__file__).resolve().parents[2] / "shared" / "parity"
+from shared_data import require
 
 
 @lru_cache(maxsize=None)
 def _make_weights_module():
-    spec = importlib.util.spec_from_file_location("parity_make_weights", PARITY / "make_weights.py")
+    spec = importlib.util.spec_from_file_location("parity_make_weights", require("parity", "make_weights.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -27,12 +26,12 @@ def msclap_raw_state(version: str) -> dict[str, torch.Tensor]:
 
 
 def parity_inputs(version: str):
-    return np.load(PARITY / f"inputs_{version}.npz")
+    return np.load(require("parity", f"inputs_{version}.npz"))
 
 
 def parity_golden(version: str, fp64: bool = True):
-    return np.load(PARITY / f"golden_{version}{'_fp64' if fp64 else ''}.npz")
+    return np.load(require("parity", f"golden_{version}{'_fp64' if fp64 else ''}.npz"))
 
 
 def parity_atol(version: str, output: str) -> float:
-    return json.loads((PARITY / "tolerances.json").read_text())[version][output]["recommended_atol"]
+    return json.loads(require("parity", "tolerances.json").read_text())[version][output]["recommended_atol"]

@@ -5,15 +5,19 @@
     m.classify(["dog.wav"], labels=["dog", "rain"]).top(1)
 """
 __version__ = "0.1.0"
-__all__ = ["load", "ClapModel", "Classification", "PRETRAINED"]
+__all__ = ["load", "ClapPipeline", "Classification", "ClapkitError", "PRETRAINED"]
 
 
 def __getattr__(name: str):
     # Lazy, so that `import clapkit.audio` (data tools, training workers) does not load the models.
-    if name in ("load", "ClapModel", "Classification"):
-        from . import inference
+    if name in ("load", "ClapPipeline", "Classification"):
+        from . import pipeline
 
-        return getattr(inference, name)
+        return getattr(pipeline, name)
+    if name == "ClapkitError":
+        from .errors import ClapkitError
+
+        return ClapkitError
     if name == "PRETRAINED":
         from .weights.registry import PRETRAINED
 

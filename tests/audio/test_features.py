@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 import torch
+from parity import msclap_raw_state, parity_atol, parity_golden, parity_inputs
 
 from clapkit.audio.features import LogMel, mel_filterbank
-from parity import msclap_raw_state, parity_atol, parity_golden, parity_inputs
 
 MEL_KEY = {"2023": "audio_encoder.base.htsat.logmel_extractor.melW", "2022": "audio_encoder.base.logmel_extractor.melW",
            "clapcap": "clap.base.htsat.logmel_extractor.melW"}

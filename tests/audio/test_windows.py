@@ -6,10 +6,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from parity import parity_inputs
 
 import clapkit.audio.io as audio_io
-from clapkit.audio import POLICIES, AudioError, fit_length, iter_windows, load_audio, tile
-from parity import parity_inputs
+from clapkit.audio import (
+    POLICIES,
+    AudioError,
+    fit_length,
+    iter_windows,
+    load_audio,
+    tile,
+)
 
 RAMP = np.arange(25, dtype=np.float32)  # sample value == sample index, so a window shows where it starts
 
@@ -108,7 +115,7 @@ def test_streamed_file_windows_equal_in_memory_windows(tmp_path, policy, hop):
     rng = 11 if policy == "random" else None
     streamed = np.stack(list(iter_windows(path, 44100, clip, policy=policy, hop_samples=hop, rng=rng)))
     wave, rate = sf.read(path, dtype="float32")
-    in_memory = fit_length(load_audio(wave, 44100, source_rate=rate), clip, policy, hop_samples=hop, rng=rng)
+    in_memory = fit_length(load_audio(wave.T, 44100, source_rate=rate), clip, policy, hop_samples=hop, rng=rng)
     assert streamed.shape == in_memory.shape and streamed.dtype == np.float32
     np.testing.assert_allclose(streamed, in_memory, rtol=0, atol=1e-6)  # soxr stream vs one-shot; measured 0.0
     expected_windows = {"sliding": 6 if hop is None else 11}.get(policy, 1)
@@ -117,10 +124,10 @@ def test_streamed_file_windows_equal_in_memory_windows(tmp_path, policy, hop):
 
 def test_array_sources_and_msclap_compat_stereo_tiling():
     left, right = np.full(3000, 0.25, np.float32), np.full(3000, -0.5, np.float32)
-    wave = np.stack([left, right], axis=1)
+    wave = np.stack([left, right])  # (channels, time), for numpy and torch alike
     compat = list(iter_windows(wave, 8000, 8000, source_rate=8000, msclap_compat=True))
     np.testing.assert_array_equal(compat, [tile(np.concatenate([left, right]), 8000)])
-    mixed = list(iter_windows(torch.from_numpy(wave.T.copy()), 8000, 8000, source_rate=8000))
+    mixed = list(iter_windows(torch.from_numpy(wave), 8000, 8000, source_rate=8000))
     np.testing.assert_array_equal(mixed, [np.full(8000, -0.125, np.float32)])
 
 

@@ -1,6 +1,11 @@
 """The ``clapkit`` command: classify/embed over files and folders, failures listed at the end with a
 non-zero exit, JSON lines, and one-line errors for set-up mistakes."""
 import json
+import os
+import shlex
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -74,3 +79,140 @@ def test_caption_prints_one_caption_per_file(audio_dir, msclap_checkpoint, share
     assert main(["caption", str(audio_dir / "a.wav"), "--json", *args]) == 0
     line = json.loads(capsys.readouterr().out)
     assert line["file"] == str(audio_dir / "a.wav") and line["caption"]
+
+
+# ---- traps: every user error is one line, a non-zero exit and no traceback ---------------------
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "clapkit.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+@pytest.mark.parametrize("option,value,cause", [
+    ("--top", "0", "at least 1"), ("--top", "-1", "at least 1"), ("--batch-size", "0", "at least 1"),
+    ("--batch-size", "-4", "at least 1"), ("--hop", "-1", "above 0"), ("--hop", "0", "above 0"),
+    ("--hop", "1e-9", "at least 0.1"), ("--hop", "nan", "finite"), ("--hop", "inf", "finite"),
+    ("--template", "{} and {}", "exactly one"), ("--template", "{label}", "plain '{}'"),
+    ("--template", "{", "not a valid template"), ("--template", "{1}", "plain '{}'"),
+    ("--template", "no field", "exactly one"),
+])
+def test_bad_option_values_are_refused_before_any_work(audio_dir, option, value, cause, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["classify", str(audio_dir), "--labels", "dog", f"{option}={value}"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert f"argument {option}:" in err and cause in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("extra,cause", [
+    (["--device", "bogus"], "device: unknown device 'bogus'"),
+    (["--device", "cuda:7"], "device: cuda:7 requested"),
+    (["--variant", "bogus"], "variant: unknown 'bogus'; known: msclap-2022"),
+])
+def test_bad_set_up_is_one_line(audio_dir, model_args, extra, cause, capsys):
+    assert main(["classify", str(audio_dir), "--labels", "dog", *model_args, *extra]) == 2
+    err = capsys.readouterr().err
+    assert err == f"clapkit: error: {err.split('clapkit: error: ', 1)[1]}" and err.count("\n") == 1
+    assert cause in err
+
+
+def test_caption_with_a_model_that_cannot_caption_is_one_line(audio_dir, model_args, capsys):
+    assert main(["caption", str(audio_dir / "a.wav"), *model_args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot caption" in err
+
+
+@pytest.mark.parametrize("out,cause", [("", "empty path"), ("/proc/clapkit.npz", "cannot write"),
+                                       ("{file}/x.npz", "is a file"), ("{folder}", "is a folder")])
+def test_embed_checks_its_output_before_the_work(audio_dir, model_args, tmp_path, out, cause, capsys, monkeypatch):
+    import clapkit.cli.infer as infer
+
+    monkeypatch.setattr(infer, "load_model", lambda args: pytest.fail("the model was loaded before --out was checked"))
+    (tmp_path / "file").write_text("x")
+    out = out.format(file=tmp_path / "file", folder=tmp_path)
+    assert main(["embed", str(audio_dir), f"--out={out}", *model_args]) == 2
+    assert cause in capsys.readouterr().err
+
+
+def test_classify_into_a_closed_pipe_ends_quietly(audio_dir, model_args):
+    command = [sys.executable, "-m", "clapkit.cli", "classify", str(audio_dir), str(audio_dir), "--labels", "dog,rain",
+               *model_args]
+    shell = " ".join(shlex.quote(part) for part in command) + " | head -c 1"
+    done = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=300)
+    assert len(done.stdout) == 1  # the first byte of the first result went through
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+
+
+def test_folder_expansion_reports_what_it_cannot_read(tmp_path, model_args, capsys):
+    folder = tmp_path / "sounds"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    sf.write(folder / ".wav", rng.standard_normal(8000).astype(np.float32) * 0.1, 16000, format="WAV")  # named .wav
+    (folder / "broken.wav").symlink_to(tmp_path / "nowhere.wav")
+    os.mkfifo(folder / "fifo.wav")
+    (folder / "loop").symlink_to(folder)
+    code = main(["classify", str(folder), "--labels", "dog,rain", "--json", *model_args])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert [json.loads(line)["file"] for line in out.splitlines()] == [str(folder / ".wav")]
+    assert "broken.wav" in err and "fifo.wav" in err and "loop" in err and "Traceback" not in err
+
+
+def test_help_answers_without_importing_torch():
+    code = "import sys, clapkit.cli as c; c.build_parser(); print('torch' in sys.modules or 'numpy' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False"
+    for command in ([], ["classify"], ["embed"], ["caption"], ["models"], ["data"], ["data", "build", "offline"]):
+        started = time.perf_counter()
+        done = run_cli(*command, "--help")
+        assert done.returncode == 0 and "usage: clapkit" in done.stdout
+        assert time.perf_counter() - started < 5  # generous for a loaded CI machine; typically ~0.2 s
+
+
+def test_models_reports_every_place_load_looks(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("CLAPKIT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    snapshot = tmp_path / "hf" / "hub" / "models--microsoft--msclap" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    (snapshot / "CLAP_weights_2022.pth").write_bytes(b"x")
+    refs = snapshot.parents[1] / "refs"
+    refs.mkdir()
+    (refs / "main").write_text("abc")
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    block_2022 = out.split("msclap-2022")[1].split("msclap-clapcap")[0]
+    assert f"ready: {snapshot / 'CLAP_weights_2022.pth'}" in block_2022
+    assert str(tmp_path / "home" / "CLAP_weights_2022.pth") in block_2022 and "then the Hub" in block_2022
+    assert "not present" in out.split("msclap-2022")[0]
+
+
+def patched_wav(path, offset: int, value: int, size: int = 2) -> None:
+    """A valid 16-bit WAV whose header field at ``offset`` is overwritten (a lying header)."""
+    sf.write(path, np.random.default_rng(9).standard_normal(16000).astype(np.float32) * 0.1, 16000, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    data[offset:offset + size] = value.to_bytes(size, "little")
+    path.write_bytes(bytes(data))
+
+
+def test_one_bad_file_never_loses_the_good_results(tmp_path, model_args, capsys):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    patched_wav(folder / "codec.wav", 20, 0x1234)                 # unknown codec tag
+    patched_wav(folder / "one-hertz.wav", 24, 1, size=4)          # header says 1 Hz
+    sf.write(folder / "loud.wav", np.full(16000, 1e20, np.float32), 16000, subtype="FLOAT")
+    odd_name = os.path.join(os.fsencode(folder), b"caf\xe9.wav")  # not valid UTF-8
+    sf.write(odd_name, np.zeros(16000, np.float32) + 0.01, 16000, format="WAV")
+    sf.write(folder / "good.wav", np.random.default_rng(10).standard_normal(16000).astype(np.float32) * 0.1, 16000)
+    code = main(["classify", str(folder), "--labels", "dog,rain", "--json", *model_args])
+    out, err = capsys.readouterr()
+    results = {json.loads(line)["file"]: line for line in out.splitlines()}
+    assert code == 1
+    assert set(results) == {str(folder / "good.wav"), str(folder / "caf\\xe9.wav")}
+    assert "NaN" not in out and "Traceback" not in err
+    for name in ("codec.wav", "one-hertz.wav", "loud.wav"):
+        assert name in err
+    assert "3 input(s) failed" in err

@@ -4,6 +4,8 @@ the shared adapter machinery: table reading, captions from labels, registry, bui
 from __future__ import annotations
 
 import csv
+import dataclasses
+import fractions
 import hashlib
 import logging
 from pathlib import Path
@@ -12,9 +14,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from clapkit.data.adapters import ADAPTERS, DatasetError, build_manifest, collect_manifest, labels_to_caption
-from clapkit.data.adapters.common import licence_from_url, read_table
-from clapkit.data.manifest import read_manifest, resolve
+from clapkit.data.adapters import (
+    ADAPTERS,
+    DatasetError,
+    build_manifest,
+    collect_manifest,
+    labels_to_caption,
+)
+from clapkit.data.adapters import build as adapters_build
+from clapkit.data.adapters.build import Skipped, probe
+from clapkit.data.adapters.common import Entry, licence_from_url, read_table
+from clapkit.data.manifest import Clip, read_manifest, resolve
 
 SAMPLE_RATE = 8000
 FRAMES = 400  # 50 ms at 8 kHz: enough to be valid audio, fast to hash
@@ -173,3 +183,69 @@ def test_absolute_paths_and_label_captions_options(tmp_path):
     assert clips[0].captions == [labels_to_caption(["dog"], f"esc50:{clips[0].path}")]
     clips, _ = collect_manifest("esc50", root, tmp_path / "m.jsonl")
     assert clips[0].captions == [] and clips[0].path == "ESC-50/audio/1-1-A-0.wav"
+
+
+# --- probing audio: the same decoder as inference --------------------------------------------
+
+
+def write_with_pyav(path: Path, codec: str, container: str, rate: int = 48000, seconds: float = 1.0) -> Path:
+    """A stereo tone encoded with PyAV (formats libsndfile cannot read)."""
+    av = pytest.importorskip("av")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wave = np.tile(0.3 * np.sin(np.arange(round(rate * seconds)) / 10, dtype=np.float32), (2, 1))
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=rate, layout="stereo")
+        frame = av.AudioFrame.from_ndarray(wave, format="fltp", layout="stereo")
+        frame.sample_rate, frame.pts, frame.time_base = rate, 0, fractions.Fraction(1, rate)
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("name,codec,container", [("clip.m4a", "aac", "ipod"), ("clip.webm", "libopus", "webm")])
+def test_probe_reads_files_only_pyav_decodes(tmp_path, name, codec, container):
+    path = write_with_pyav(tmp_path / "audio" / name, codec, container)
+    with pytest.raises(sf.LibsndfileError):
+        sf.info(str(path))  # what the probe used to call: such files were skipped
+    clip = probe(Entry(audio=path, labels=["tone"]), "test", tmp_path, False, False)
+    assert isinstance(clip, Clip), clip
+    assert clip.sample_rate == 48000 and clip.duration == pytest.approx(1.0, abs=0.05)
+    assert clip.path == f"audio/{name}" and clip.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_folder_adapter_keeps_m4a_clips(tmp_path):
+    root = tmp_path / "gtzan_ms"
+    write_with_pyav(root / "music_speech" / "music_wav" / "bagpipe.m4a", "aac", "ipod")
+    write_audio(root / "music_speech" / "speech_wav" / "talk.wav")
+    clips, skipped = collect_manifest("gtzan_music_speech", root, tmp_path / "m.jsonl")
+    assert sorted(Path(c.path).name for c in clips) == ["bagpipe.m4a", "talk.wav"] and skipped == []
+
+
+def test_probe_skips_what_the_decoder_refuses_with_its_reason(tmp_path):
+    garbage = tmp_path / "garbage.wav"
+    garbage.write_bytes(b"not audio" * 50)
+    one_hz = write_audio(tmp_path / "one_hz.wav")
+    data = bytearray(one_hz.read_bytes())
+    data[24:28] = (1).to_bytes(4, "little")  # the 'fmt ' chunk's sample rate: 1 Hz
+    one_hz.write_bytes(bytes(data))
+    broken = tmp_path / "link.wav"
+    broken.symlink_to(tmp_path / "gone.wav")
+    reasons = {}
+    for path in (garbage, one_hz, broken, tmp_path / "missing.wav"):
+        result = probe(Entry(audio=path), "test", tmp_path, False, False)
+        assert isinstance(result, Skipped) and "\n" not in str(result)
+        reasons[path.name] = result.reason
+    assert reasons["garbage.wav"].startswith("unreadable audio (not a recognised audio file")
+    assert reasons["one_hz.wav"] == ("unreadable audio (header sample rate 1 Hz is outside the accepted range "
+                                     "1000-768000 Hz)")
+    assert reasons["link.wav"] == f"unreadable audio (broken symbolic link to {tmp_path / 'gone.wav'})"
+    assert reasons["missing.wav"] == "audio file not found"
+
+
+def test_probe_counts_frames_where_the_container_gives_no_length(tmp_path, monkeypatch):
+    path = write_audio(tmp_path / "clip.wav", frames=4321)
+    real = adapters_build.audio_info
+    unknown_length = lambda p: dataclasses.replace(real(p), frames=None, duration=None)  # noqa: E731
+    monkeypatch.setattr(adapters_build, "audio_info", unknown_length)
+    clip = probe(Entry(audio=path), "test", tmp_path, False, False)
+    assert clip.duration == 4321 / SAMPLE_RATE

@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from clapkit.data.manifest import read_manifest, resolve
+from clapkit.data.manifest import file_sha256, read_manifest, resolve
 from clapkit.data.offline import BuildOptions, ProcessingParams, build
-from clapkit.data.manifest import file_sha256
 from clapkit.data.offline.archive import ArchiveError, PackageInfo
 
 pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb (Debian/Ubuntu)")

@@ -6,7 +6,14 @@ import pytest
 
 from clapkit.cli import main
 from clapkit.data.offline.archive import AptArchive
-from clapkit.data.offline.captions import TEMPLATES, caption, kind_of, name_words, pick_template, split_words
+from clapkit.data.offline.captions import (
+    TEMPLATES,
+    caption,
+    kind_of,
+    name_words,
+    pick_template,
+    split_words,
+)
 from clapkit.data.offline.gm import GM_FAMILIES, GM_PROGRAMS, note_grid
 from clapkit.data.offline.licences import guess_licence, parse_copyright
 from clapkit.data.offline.sources import (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fractions
 import hashlib
 import io
 import json
@@ -11,8 +12,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from clapkit.audio.io import read_audio
 from clapkit.data.manifest import Clip, write_manifest
-from clapkit.data.shards import ShardError, clip_key, shard_reader, verify_shards, write_shards
+from clapkit.data.shards import (
+    ShardError,
+    clip_key,
+    shard_reader,
+    verify_shards,
+    write_shards,
+)
 
 
 def make_manifest(tmp_path, n_missing=0):
@@ -108,9 +116,52 @@ def test_missing_audio_is_listed_and_others_written(tmp_path):
     manifest, _ = make_manifest(tmp_path, n_missing=2)
     report = write_shards(manifest, str(tmp_path / "s-%02d.tar"))
     assert report.written == 5
-    assert len(report.failures) == 2 and "missing0.wav: audio file not found" in report.failures[0]
+    assert len(report.failures) == 2 and report.failures[0] == f"{tmp_path / 'audio' / 'missing0.wav'}: file not found"
     problems = verify_shards(manifest, str(tmp_path / "s-%02d.tar")).problems
     assert len(problems) == 2 and all("is in no shard" in p for p in problems)
+
+
+def add_clip(manifest, clips, path, **fields):
+    """Append a clip for the audio file at ``path`` (relative to the manifest's folder) and rewrite the manifest."""
+    audio = manifest.parent / path
+    clips.append(Clip(path=path, captions=["c"], labels=["x"], split="train", source="test", licence="CC0-1.0",
+                      sha256=hashlib.sha256(audio.read_bytes()).hexdigest(), **fields))
+    write_manifest(manifest, clips)
+
+
+def test_sources_only_pyav_reads_are_decoded_by_the_shared_decoder(tmp_path):
+    """An m4a source (libsndfile cannot read it) is decoded like inference decodes it, then stored as FLAC."""
+    av = pytest.importorskip("av")
+    manifest, clips = make_manifest(tmp_path)
+    path = tmp_path / "audio" / "f.m4a"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=16000, layout="mono")
+        frame = av.AudioFrame.from_ndarray(np.full((1, 8000), 0.25, np.float32), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = 16000, 0, fractions.Fraction(1, 16000)
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    add_clip(manifest, clips, "audio/f.m4a", sample_rate=16000)
+    report = write_shards(manifest, str(tmp_path / "s-%02d.tar"))
+    assert report.written == 6 and report.failures == []
+    samples = {meta["path"]: (wave, rate) for wave, rate, meta in shard_reader(str(tmp_path / "s-*.tar"))}
+    wave, rate = samples["audio/f.m4a"]
+    expected, _ = read_audio(path)
+    assert rate == 16000 and np.abs(wave.numpy() - expected.T).max() <= 2.0**-23  # 24-bit FLAC of the decoded m4a
+    assert verify_shards(manifest, report.shards).ok  # the source re-decodes to the same samples
+
+
+@pytest.mark.parametrize("name,subtype", [("t.flac", "PCM_16"), ("t.wav", "PCM_16")])
+def test_truncated_sources_are_listed_not_stored_cut_short(tmp_path, name, subtype):
+    manifest, clips = make_manifest(tmp_path)
+    path = tmp_path / "audio" / name
+    sf.write(path, np.random.default_rng(5).uniform(-0.5, 0.5, (44100, 2)).astype(np.float32), 44100, subtype=subtype)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    add_clip(manifest, clips, f"audio/{name}", sample_rate=44100)
+    report = write_shards(manifest, str(tmp_path / "s-%02d.tar"))
+    assert report.written == 5 and len(report.failures) == 1
+    failure = report.failures[0]
+    assert failure.startswith(f"{path}: ") and "\n" not in failure
+    assert ("does not decode to its end" if name.endswith(".flac") else "ends early or is damaged") in failure
 
 
 def change_one_sample(data):

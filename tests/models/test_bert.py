@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 import torch
+from parity import msclap_raw_state, parity_atol, parity_golden
 
 from clapkit.models.bert import Bert
 from clapkit.models.factory import get_config
 from clapkit.models.projection import Projection
-from clapkit.weights.msclap import convert_msclap_state_dict
-from parity import msclap_raw_state, parity_atol, parity_golden
+from clapkit.weights.formats.msclap import convert_msclap_state_dict
 
 
 def with_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -28,7 +28,7 @@ def state() -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def bert(state) -> Bert:
-    model = Bert(**get_config("msclap-2022")["text"]["args"])
+    model = Bert(**get_config("msclap-2022").text.args)
     model.load_state_dict(with_prefix(state, "text.encoder."), strict=True)
     return model.eval()
 

@@ -8,10 +8,17 @@ import pytest
 import torch
 from parity import msclap_raw_state, parity_atol, parity_golden, parity_inputs
 
-from clapkit.models.clapcap import EOS_TOKEN_ID, MSCLAP_STOP_TOKEN_ID, Beams, batch_beam_search, beam_search
+from clapkit.models.clapcap import (
+    EOS_TOKEN_ID,
+    MSCLAP_STOP_TOKEN_ID,
+    Beams,
+    batch_beam_search,
+    beam_search,
+)
 from clapkit.models.factory import create_model
 from clapkit.text import load_tokenizer
-from clapkit.weights.msclap import convert_msclap_state_dict
+from clapkit.weights.formats.msclap import convert_msclap_state_dict
+from clapkit.weights.loading import load_state_dict_strict
 
 GOLDEN = parity_golden("clapcap")                    # fp64 reference values
 GOLDEN_INT = parity_golden("clapcap", fp64=False)    # ids, lengths, steps and strings live only here
@@ -31,7 +38,7 @@ def _max_err(ours: torch.Tensor, name: str) -> float:
 @pytest.fixture(scope="module")
 def model():
     model = create_model("msclap-clapcap")
-    model.load_state_dict(convert_msclap_state_dict(msclap_raw_state("clapcap"), "msclap-clapcap"), strict=True)
+    load_state_dict_strict(model, convert_msclap_state_dict(msclap_raw_state("clapcap"), "msclap-clapcap"), "msclap")
     return model.eval()
 
 

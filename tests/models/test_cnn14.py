@@ -2,14 +2,13 @@
 import numpy as np
 import pytest
 import torch
+from parity import msclap_raw_state, parity_atol, parity_golden, parity_inputs
 
-from clapkit.audio.features import LogMel
 from clapkit.models.clap import AudioTower
 from clapkit.models.cnn14 import Cnn14
-from clapkit.models.factory import get_config
+from clapkit.models.factory import build_frontend, get_config
 from clapkit.models.projection import Projection
-from clapkit.weights.msclap import convert_msclap_state_dict
-from parity import msclap_raw_state, parity_atol, parity_golden, parity_inputs
+from clapkit.weights.formats.msclap import convert_msclap_state_dict
 
 BLOCK_OUTPUTS = [f"audio_cnn14_block{i}_chanmean" for i in range(1, 7)]
 
@@ -20,12 +19,12 @@ def with_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.
 
 @pytest.fixture(scope="module")
 def state() -> dict[str, torch.Tensor]:
-    return convert_msclap_state_dict(msclap_raw_state("2022"), "msclap-2022")
+    return convert_msclap_state_dict(msclap_raw_state("2022"), "msclap-2022", keep_heads=True)
 
 
 @pytest.fixture(scope="module")
 def cnn14(state) -> Cnn14:
-    model = Cnn14(**get_config("msclap-2022")["audio"]["args"])
+    model = Cnn14(**get_config("msclap-2022").audio.args, num_classes=527)  # with the AudioSet head
     model.load_state_dict(with_prefix(state, "audio.encoder."), strict=True)
     return model.eval()
 
@@ -64,8 +63,8 @@ def test_matches_golden_from_logmel(outputs, name):
 
 
 def test_waveform_to_projected_embedding_matches_golden(state, cnn14):
-    tower = AudioTower(LogMel(mel_sample_rate=44100), cnn14)
-    tower.frontend.load_state_dict(with_prefix(state, "audio.frontend."), strict=True)
+    tower = AudioTower(build_frontend(get_config("msclap-2022").audio.frontend), cnn14)
+    assert torch.allclose(tower.frontend.mel_basis, state["audio.frontend.mel_basis"], atol=1e-7)
     projection = Projection(2048, 1024)
     projection.load_state_dict(with_prefix(state, "audio_projection."), strict=True)
     projection.eval()
@@ -88,3 +87,10 @@ def test_clip_alone_matches_clip_in_batch(cnn14, golden_logmel, outputs):
 def test_rejects_malformed_logmel(shape):
     with pytest.raises(ValueError, match="Cnn14 input"):
         Cnn14()(torch.zeros(shape))
+
+
+def test_the_clap_encoder_has_no_audioset_head():
+    model = Cnn14(**get_config("msclap-2022").audio.args)
+    assert model.fc_audioset is None
+    embedding, clipwise = model.eval()(torch.zeros(1, 1, 64, 64))
+    assert clipwise is None and embedding.shape == (1, 2048)

@@ -12,7 +12,7 @@ from clapkit.models.clap import TextTower
 from clapkit.models.gpt2 import GPT2, GPT2LMHead
 from clapkit.models.projection import Projection
 from clapkit.text import load_tokenizer
-from clapkit.weights.msclap import convert_msclap_state_dict
+from clapkit.weights.formats.msclap import convert_msclap_state_dict
 
 
 def _with_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

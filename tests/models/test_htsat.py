@@ -2,14 +2,14 @@
 import numpy as np
 import pytest
 import torch
-
-from clapkit.audio.features import LogMel
-from clapkit.models.clap import AudioTower
-from clapkit.models.factory import get_config
-from clapkit.models.htsat import HTSAT
-from clapkit.models.projection import Projection
-from clapkit.weights.msclap import convert_msclap_state_dict
 from parity import msclap_raw_state, parity_atol, parity_golden, parity_inputs
+
+from clapkit.models.clap import AudioTower
+from clapkit.models.factory import build_frontend, get_config
+from clapkit.models.htsat import HTSAT, SwinTransformerBlock, rows_per_pass
+from clapkit.models.projection import Projection
+from clapkit.weights.formats.msclap import convert_msclap_state_dict
+from clapkit.weights.loading import load_state_dict_strict
 
 # parity version -> (clapkit variant, prefix of the HTSAT keys, prefix of the audio projection keys)
 VERSIONS = {"2023": ("msclap-2023", "audio.", "audio_projection."),
@@ -17,21 +17,29 @@ VERSIONS = {"2023": ("msclap-2023", "audio.", "audio_projection."),
 
 
 def converted_state(version: str, prefix: str) -> dict[str, torch.Tensor]:
+    """The checkpoint's keys under ``prefix``, with the tscam classifier (msclap's unused ``head``
+    Linear aside) for the encoder-level parity checks."""
     variant, audio_prefix, projection_prefix = VERSIONS[version]
-    state = convert_msclap_state_dict(msclap_raw_state(version), variant)
+    state = convert_msclap_state_dict(msclap_raw_state(version), variant, keep_heads=True)
+    state = {k: v for k, v in state.items() if ".encoder.head." not in k}
     prefix = {"encoder": audio_prefix + "encoder.", "frontend": audio_prefix + "frontend.",
               "projection": projection_prefix}[prefix]
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 def build_htsat(**overrides) -> HTSAT:
-    return HTSAT(**{**get_config("msclap-2023")["audio"]["args"], **overrides}).eval()
+    """msclap 2023's HTSAT with its 527-class tscam head (CLAP itself builds none)."""
+    return HTSAT(**{**get_config("msclap-2023").audio.args, "num_classes": 527, **overrides}).eval()
+
+
+def derived_and_persistent(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {**dict(model.named_buffers()), **model.state_dict()}
 
 
 @pytest.fixture(scope="module")
 def htsat_2023() -> HTSAT:
     model = build_htsat()
-    model.load_state_dict(converted_state("2023", "encoder"), strict=True)
+    load_state_dict_strict(model, converted_state("2023", "encoder"), "msclap")
     return model
 
 
@@ -45,10 +53,12 @@ def max_error(actual: torch.Tensor, golden: np.ndarray) -> float:
     return float(np.abs(actual.double().numpy() - golden).max())
 
 
-def test_constructed_buffers_equal_msclap_checkpoint():
-    fresh = build_htsat().state_dict()
+def test_constructed_buffers_equal_msclap_checkpoint_and_are_not_saved():
+    model = build_htsat()
+    fresh = dict(model.named_buffers())
     checkpoint = converted_state("2023", "encoder")
     buffers = [k for k in fresh if k.endswith(("attn_mask", "relative_position_index"))]
+    assert not any(k in model.state_dict() for k in buffers)  # derived at construction, like timm
     assert len(buffers) == 12 + 5  # an index per block, a mask per shifted block (none in the last stage)
     for key in buffers:
         assert fresh[key].dtype == checkpoint[key].dtype, key
@@ -88,7 +98,7 @@ def test_float64_matches_float64_golden_closely(htsat_2023, golden_2023):
 def test_parity_clapcap():
     golden = parity_golden("clapcap")
     model = build_htsat()
-    model.load_state_dict(converted_state("clapcap", "encoder"), strict=True)
+    load_state_dict_strict(model, converted_state("clapcap", "encoder"), "msclap")
     with torch.no_grad():
         embedding, clipwise = model(torch.from_numpy(golden["audio_logmel"]).float())
     assert max_error(embedding, golden["audio_embedding_pre_projection"]) <= \
@@ -98,9 +108,9 @@ def test_parity_clapcap():
 
 def test_waveform_to_projected_embedding(htsat_2023, golden_2023):
     config = get_config("msclap-2023")
-    tower = AudioTower(LogMel(**config["audio"]["frontend"]), htsat_2023).eval()
-    tower.frontend.load_state_dict(converted_state("2023", "frontend"), strict=True)
-    projection = Projection(config["audio"]["out_dim"], config["embed_dim"], config["projection_dropout"]).eval()
+    tower = AudioTower(build_frontend(config.audio.frontend), htsat_2023).eval()
+    assert torch.allclose(tower.frontend.mel_basis, converted_state("2023", "frontend")["mel_basis"], atol=1e-7)
+    projection = Projection(config.audio.out_dim, config.embed_dim, config.projection_dropout).eval()
     projection.load_state_dict(converted_state("2023", "projection"), strict=True)
     with torch.no_grad():
         embedding, _ = tower(torch.from_numpy(parity_inputs("2023")["tiled"]))
@@ -136,15 +146,31 @@ def test_dropout_and_drop_path_are_identities_at_eval(htsat_2023, golden_2023):
     assert not torch.allclose(noisy_training[0], plain_training[0], atol=1e-3)
 
 
-def test_gradients_reach_every_trained_parameter(golden_2023):
-    model = build_htsat().train()
+@pytest.mark.parametrize("num_classes", [527, 0])
+def test_gradients_reach_every_parameter(golden_2023, num_classes):
+    model = build_htsat(num_classes=num_classes).train()
     embedding, clipwise = model(torch.from_numpy(golden_2023["audio_logmel"][:2]).float())
-    (embedding.square().mean() + clipwise.mean()).backward()
-    unused = {"head.weight", "head.bias"}
+    assert (clipwise is None) == (num_classes == 0)
+    (embedding.square().mean() + (clipwise.mean() if num_classes else 0)).backward()
     for name, parameter in model.named_parameters():
-        assert (parameter.grad is None) == (name in unused), name
-        if name not in unused:
-            assert torch.isfinite(parameter.grad).all() and parameter.grad.abs().sum() > 0, name
+        assert parameter.grad is not None, name
+        assert torch.isfinite(parameter.grad).all() and parameter.grad.abs().sum() > 0, name
+
+
+def test_the_clap_encoder_has_no_classifier():
+    names = [name for name, _ in HTSAT(**get_config("msclap-2023").audio.args).named_parameters()]
+    assert not any(name.startswith(("tscam_conv", "head")) for name in names)
+
+
+def test_row_chunking_is_an_inference_option_with_the_same_result(htsat_2023, golden_2023):
+    logmel = torch.from_numpy(golden_2023["audio_logmel"][:3]).float()
+    with torch.no_grad():
+        whole = htsat_2023(logmel)[0]
+        with rows_per_pass(4096):
+            chunked = htsat_2023(logmel)[0]
+        after = htsat_2023(logmel)[0]
+    assert torch.allclose(whole, chunked, rtol=1e-5, atol=1e-6) and torch.equal(whole, after)
+    assert not hasattr(SwinTransformerBlock, "rows_per_pass")
 
 
 @pytest.mark.parametrize("shape,cause", [((2, 1, 965, 128), "128"), ((2, 1, 1100, 64), "1100"), ((2, 965, 64), r"\(2, 965, 64\)")])

@@ -1,13 +1,24 @@
 """Checkpoint loading: msclap .pth files are recognised, mapped and checked strictly; clapkit's own
 format round-trips; a missing release gives one line saying what to get and where."""
+import os
+
 import pytest
 import torch
+from parity import msclap_raw_state
 
 from clapkit.models.factory import create_model
-from clapkit.weights.loading import WeightsError, fetch, load_checkpoint, read_state_dict, save_pretrained
-from clapkit.weights.msclap import convert_msclap_state_dict, detect_msclap_variant
+from clapkit.weights.formats.msclap import (
+    convert_msclap_state_dict,
+    detect_msclap_variant,
+)
+from clapkit.weights.loading import (
+    WeightsError,
+    fetch,
+    load_checkpoint,
+    read_state_dict,
+    save_pretrained,
+)
 from clapkit.weights.registry import PRETRAINED
-from parity import msclap_raw_state
 
 VERSIONS = {"2023": "msclap-2023", "2022": "msclap-2022", "clapcap": "msclap-clapcap"}
 
@@ -22,12 +33,54 @@ def test_released_layout_loads_strictly(version, tmp_path):
     path = tmp_path / "weights.pth"
     torch.save({"model": msclap_raw_state(version), "epoch": 1}, path)
     model, config = load_checkpoint(path)
-    assert config["name"] == VERSIONS[version]
+    assert config.name == VERSIONS[version]
     state = model.state_dict()
+    derived = dict(model.named_buffers())  # mel bank, position indices, masks: computed, not loaded
     converted = convert_msclap_state_dict(msclap_raw_state(version), VERSIONS[version])
-    assert set(state) == set(converted)
+    assert set(state) == set(converted) - {k for k in converted if k not in state and k in derived}
     for key, value in converted.items():
-        assert torch.equal(state[key], value.to(state[key].dtype)), key
+        ours = state[key] if key in state else derived[key]
+        assert torch.allclose(ours, value.to(ours.dtype), rtol=1e-4, atol=1e-6), key
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_unused_heads_are_dropped_by_name_and_not_built(version):
+    raw = msclap_raw_state(version)
+    converted = convert_msclap_state_dict(raw, VERSIONS[version])
+    heads = [k for k in raw if any(h in k for h in ("tscam_conv", ".head.", "fc_audioset", "pooler"))]
+    assert heads and not any(any(h in k for h in ("tscam_conv", ".head.", "fc_audioset", "pooler")) for k in converted)
+    model = create_model(VERSIONS[version])
+    heads = ("encoder.tscam_conv.", "encoder.head.", "encoder.fc_audioset.", "encoder.pooler.")
+    assert not any(head in k for k in model.state_dict() for head in heads)
+
+
+def test_derived_buffer_that_differs_is_refused(tmp_path):
+    raw = dict(msclap_raw_state("2023"))
+    raw["audio_encoder.base.htsat.logmel_extractor.melW"] = raw["audio_encoder.base.htsat.logmel_extractor.melW"] * 2
+    path = tmp_path / "other-bank.pth"
+    torch.save({"model": raw}, path)
+    with pytest.raises(WeightsError, match=r"other-bank.pth: audio.frontend.mel_basis differs"):
+        load_checkpoint(path)
+
+
+def test_non_finite_weights_are_refused(tmp_path):
+    raw = dict(msclap_raw_state("2023"))
+    raw["audio_encoder.projection.linear1.weight"] = raw["audio_encoder.projection.linear1.weight"].clone()
+    raw["audio_encoder.projection.linear1.weight"][0, 0] = float("nan")
+    path = tmp_path / "nan.pth"
+    torch.save({"model": raw}, path)
+    with pytest.raises(WeightsError, match=r"nan.pth: NaN or infinite weights in 1 tensor\(s\): audio_projection.linear1.weight"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_of_another_variant_gives_a_short_message(tmp_path):
+    path = tmp_path / "2022.pth"
+    torch.save({"model": msclap_raw_state("2022")}, path)
+    with pytest.raises(WeightsError) as err:
+        load_checkpoint(path, variant="msclap-2023")
+    message = str(err.value)
+    assert "does not fit the model" in message and "more" in message
+    assert len(message) < 2000 and "\n" not in message
 
 
 def test_legacy_buffers_are_dropped_and_index_buffers_cast():
@@ -61,11 +114,20 @@ def test_not_a_checkpoint_is_one_clear_line(tmp_path):
         read_state_dict(tmp_path / "absent.pth")
 
 
-def test_pickled_code_is_refused(tmp_path):
+class RunsCode:
+    def __reduce__(self):
+        return (os.system, ("echo this should never run",))
+
+
+@pytest.mark.parametrize("payload", [print, RunsCode()])
+def test_pickled_code_is_refused_with_the_reason(tmp_path, payload):
     path = tmp_path / "evil.pth"
-    torch.save({"model": {"w": torch.zeros(1)}, "hook": print}, path)
-    with pytest.raises(WeightsError, match="evil.pth"):
+    torch.save({"model": {"w": torch.zeros(1)}, "hook": payload}, path)
+    with pytest.raises(WeightsError) as err:
         read_state_dict(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: refused: loading it would run Python code")
+    assert "weights_only=True" in message and "\x1b" not in message and "\n" not in message
 
 
 def test_clapkit_format_round_trips(tmp_path):
@@ -104,3 +166,12 @@ def test_unknown_architecture_needs_a_variant(tmp_path):
     torch.save({"w": torch.zeros(2)}, path)
     with pytest.raises(WeightsError, match="pass variant="):
         load_checkpoint(path)
+
+
+def test_a_missing_checkpoint_path_is_not_called_an_unknown_model():
+    from clapkit.weights.loading import load_pretrained
+
+    with pytest.raises(WeightsError, match=r"^weights/missing.pth: no such checkpoint file or folder$"):
+        load_pretrained("weights/missing.pth")
+    with pytest.raises(WeightsError, match=r"unknown model 'msclap-2099'; known: msclap-2023"):
+        load_pretrained("msclap-2099")

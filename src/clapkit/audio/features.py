@@ -35,26 +35,33 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax:
 class LogMel(nn.Module):
     """STFT (periodic Hann, centred, reflect padding) -> power -> ``@ mel_basis`` -> 10·log10(max(x, 1e-10)).
 
-    ``mel_basis`` is a persistent buffer: released checkpoints carry their own bank (msclap's HTSAT
-    was built with a 32 kHz / 50–14000 Hz bank and applied to 44.1 kHz audio), so it is loaded, not
-    recomputed. A fresh module is initialised from ``mel_sample_rate``/``fmin``/``fmax``.
+    Always computed in float32, whatever the module's dtype or an enclosing autocast: log-power in
+    bf16 loses whole decibels. The window and the mel bank are derived from the arguments at
+    construction (non-persistent buffers, as timm does), so checkpoints need not carry them.
+    ``mel_sample_rate`` is the rate the bank is designed for (msclap's HTSAT applies a 32 kHz /
+    50–14000 Hz bank to 44.1 kHz audio).
     """
 
     def __init__(self, n_fft: int = 1024, hop_length: int = 320, n_mels: int = 64, mel_sample_rate: int = 44100,
-                 fmin: float = 50.0, fmax: float = 14000.0, **_: object) -> None:
+                 fmin: float = 50.0, fmax: float = 14000.0) -> None:
         super().__init__()
         self.n_fft, self.hop_length = n_fft, hop_length
         self.register_buffer("window", torch.hann_window(n_fft, periodic=True), persistent=False)
         bank = mel_filterbank(mel_sample_rate, n_fft, n_mels, fmin, fmax)
-        self.register_buffer("mel_basis", torch.from_numpy(bank))
+        self.register_buffer("mel_basis", torch.from_numpy(bank), persistent=False)
 
     def num_frames(self, num_samples: int) -> int:
         return num_samples // self.hop_length + 1
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        """(B, T) waveform -> (B, 1, T // hop + 1, n_mels) log-mel in dB."""
-        spec = torch.stft(waveform, self.n_fft, self.hop_length, window=self.window.to(waveform.dtype),
-                          center=True, pad_mode="reflect", return_complex=True)
-        power = spec.real.square() + spec.imag.square()
-        mel = power.transpose(1, 2) @ self.mel_basis.to(waveform.dtype)
-        return (10.0 * torch.log10(mel.clamp_min(1e-10))).unsqueeze(1)
+        """(B, T) waveform -> (B, 1, T // hop + 1, n_mels) float32 log-mel in dB."""
+        with torch.autocast(waveform.device.type, enabled=False):
+            waveform = waveform.float()
+            spec = torch.stft(waveform, self.n_fft, self.hop_length, window=self.window.float(),
+                              center=True, pad_mode="reflect", return_complex=True)
+            power = spec.real.square() + spec.imag.square()
+            # Finite even for input so loud that float32 overflows (the decoder refuses such files;
+            # arrays may still come this way): 1e30 is 300 dB, far above any real signal.
+            power = torch.nan_to_num(power, nan=1e30, posinf=1e30).clamp_max(1e30)
+            mel = power.transpose(1, 2) @ self.mel_basis.float()
+            return (10.0 * torch.log10(mel.clamp_min(1e-10))).unsqueeze(1)

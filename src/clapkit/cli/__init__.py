@@ -1,20 +1,16 @@
 """The ``clapkit`` command line. Each sub-command group lives in its own module that exposes
-``register(subparsers)``; a command handler returns the process exit code."""
+``register(subparsers)``; a command handler returns the process exit code. Modules here import
+torch and the models only inside handlers, so that ``--help`` answers at once."""
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
+from ..errors import ClapkitError, one_line
+
 COMMAND_MODULES = ["clapkit.cli.infer", "clapkit.cli.data"]
-
-
-# Errors about the user's inputs, files or set-up (named here to avoid importing torch at start-up).
-USER_ERRORS = {"WeightsError", "TokenizerError", "AudioError", "ManifestError", "DatasetError", "ShardError"}
-
-
-class UserError(Exception):
-    """An error in what the user asked for: printed as one line, no traceback, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,18 +22,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a :class:`ClapkitError` is printed as one line (exit 2), anything else is a bug."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except Exception as e:
-        if not isinstance(e, UserError) and type(e).__name__ not in USER_ERRORS:
-            raise
-        print(f"clapkit: error: {e}", file=sys.stderr)
+    except ClapkitError as e:
+        print(f"clapkit: error: {one_line(e, limit=2000)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("clapkit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (``clapkit classify ... | head``): stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,6 @@
-"""``clapkit data build offline|eval``: build the offline corpus and evaluation sets."""
+"""``clapkit data build offline|eval | manifest | shards``: corpora, manifests and shards.
+
+The corpus builder (and everything heavy) is imported only when its command runs."""
 from __future__ import annotations
 
 import argparse
@@ -6,8 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from clapkit.cli import UserError
-from clapkit.data.offline import BuildOptions, ProcessingParams, ReservedPackageError, build, format_report
+from clapkit.errors import UsageError
 
 # FSDD is read in place: $CLAPKIT_FSDD, else a checkout's ../shared/data/fsdd beside the working folder.
 DEFAULT_FSDD = Path(os.environ.get("CLAPKIT_FSDD", "../shared/data/fsdd"))
@@ -60,12 +61,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace, eval_sets: bool, report_name: str) -> int:
+    from clapkit.data.offline import (
+        BuildOptions,
+        ProcessingParams,
+        build,
+        format_report,
+    )
+
     options = BuildOptions(out=args.out, sources=args.sources, params=ProcessingParams(sample_rate=args.sample_rate),
                            jobs=args.jobs, eval_sets=eval_sets, fsdd=args.fsdd, report_name=report_name)
     try:
         report = build(options)
-    except (ReservedPackageError, KeyError) as e:
-        raise UserError(f"--sources: {e.args[0]}") from None
+    except KeyError as e:  # an unknown source name
+        raise UsageError(f"--sources: {e.args[0]}") from None
     print(format_report(report))
     failed = [(name, source["reason"]) for name, source in report["sources"].items() if source["status"] in ("failed", "skipped")]
     for name, reason in failed:

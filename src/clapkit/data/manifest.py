@@ -19,11 +19,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from clapkit.errors import ManifestError
+
 FIELDS = ("path", "captions", "labels", "split", "source", "licence", "duration", "sample_rate", "sha256")
-
-
-class ManifestError(ValueError):
-    """A manifest line that does not follow the format; the message names the file and line."""
 
 
 @dataclass
@@ -69,16 +67,21 @@ def read_manifest(path: str | Path) -> list[Clip]:
     """Read and validate a manifest; a bad line raises ManifestError naming ``file:line``."""
     path = Path(path)
     clips = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ManifestError(f"{where}: not valid JSON ({e.msg})") from None
-            clips.append(_check(record, where))
+    try:
+        with path.open(encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{number}"
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ManifestError(f"{where}: not valid JSON ({e.msg})") from None
+                clips.append(_check(record, where))
+    except UnicodeDecodeError:
+        raise ManifestError(f"{path}: not a UTF-8 text file") from None
+    except OSError as e:
+        raise ManifestError(f"{path}: cannot read manifest ({e.strerror or type(e).__name__})") from None
     return clips
 
 

@@ -5,9 +5,12 @@ stable clip id: the first 24 hex digits of sha1 of the clip's manifest ``path`` 
 slashes, so WebDataset groups the pair correctly). The JSON holds the clip's manifest record plus
 ``key`` and ``pcm_sha256``.
 
-Audio: a FLAC source is stored byte for byte; anything else is decoded with soundfile and
-re-encoded as FLAC (16-bit for sources of at most 16 bits, else 24-bit; float and 32-bit sources
-are therefore quantised to 24 bits).
+Audio: a FLAC source is stored byte for byte; anything else is decoded with
+:func:`clapkit.audio.io.read_audio` (the decoder inference uses: soundfile, PyAV for m4a/webm/...)
+and re-encoded as FLAC (16-bit for sources of at most 16 bits, else 24-bit; float and 32-bit
+sources are therefore quantised to 24 bits). Shards hold whole clips only: a source that the
+decoder refuses, or that ends early or is damaged (a ``TruncatedAudioWarning`` from the decoder,
+or a FLAC source that does not decode to its end), is left out and listed as a failure.
 
 What "the audio matches the manifest" means (checked by :func:`verify_shards`):
 
@@ -29,7 +32,9 @@ import json
 import random
 import re
 import tarfile
+import warnings
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,11 +42,19 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from clapkit.audio.io import (
+    AudioError,
+    TruncatedAudioWarning,
+    audio_info,
+    describe,
+    read_audio,
+)
 from clapkit.data.manifest import Clip, read_manifest, resolve
+from clapkit.errors import ShardError
 
-
-class ShardError(ValueError):
-    """Bad shard arguments (pattern, limits) or unreadable shards; the message names the input."""
+# Source codecs stored as 16-bit FLAC: libsndfile subtypes and FFmpeg decoders of at most 16 bits.
+AT_MOST_16_BITS = {"PCM_S8", "PCM_U8", "PCM_16", "ULAW", "ALAW", "GSM610",
+                   "pcm_s8", "pcm_u8", "pcm_s16le", "pcm_s16be", "pcm_mulaw", "pcm_alaw"}
 
 
 @dataclass
@@ -75,16 +88,35 @@ def pcm_sha256(flac: bytes) -> str:
 
 
 def encode_flac(path: Path) -> bytes:
-    """The FLAC bytes stored for an audio file: the file itself if FLAC, else a re-encoding."""
-    info = sf.info(str(path))
+    """The FLAC bytes stored for an audio file: the file itself if FLAC, else a re-encoding of what
+    ``read_audio`` decodes. Raises ``AudioError`` for a file the decoder refuses."""
+    info = audio_info(path)
     if info.format == "FLAC":
         return path.read_bytes()
-    # float64 holds every integer sample exactly and lets libsndfile scale float sources properly
-    samples, rate = sf.read(str(path), dtype="float64", always_2d=True)
-    subtype = "PCM_16" if info.subtype in ("PCM_S8", "PCM_U8", "PCM_16", "ULAW", "ALAW", "GSM610") else "PCM_24"
+    samples, rate = read_audio(path)  # float32 holds every sample of up to 24 bits exactly
     buffer = io.BytesIO()
-    sf.write(buffer, samples, rate, format="FLAC", subtype=subtype)
+    sf.write(buffer, samples, rate, format="FLAC", subtype="PCM_16" if info.codec in AT_MOST_16_BITS else "PCM_24")
     return buffer.getvalue()
+
+
+def stored_pcm_sha256(path: Path, flac: bytes) -> str:
+    """``pcm_sha256`` of the FLAC stored for ``path``; AudioError where a FLAC source copied byte for
+    byte does not decode to its end (truncated or damaged)."""
+    try:
+        return pcm_sha256(flac)
+    except RuntimeError as e:  # soundfile's LibsndfileError
+        reason = getattr(e, "error_string", None) or str(e)
+        raise AudioError(f"{describe(path)}: FLAC that does not decode to its end ({reason}); FLAC sources "
+                         "are stored byte for byte, so re-encode or drop it") from None
+
+
+@contextmanager
+def whole_files_only() -> Iterator[None]:
+    """Within: the decoder's TruncatedAudioWarning is raised as an exception, so a partly decodable
+    source is reported instead of stored cut short."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TruncatedAudioWarning)
+        yield
 
 
 def clip_record(clip: Clip) -> dict:
@@ -92,11 +124,11 @@ def clip_record(clip: Clip) -> dict:
 
 
 def sample_for(manifest: Path, clip: Clip) -> dict:
+    """The shard sample of ``clip``; AudioError (or TruncatedAudioWarning, under ``whole_files_only``)
+    where its audio cannot be stored whole."""
     audio = resolve(manifest, clip)
-    if not audio.is_file():
-        raise FileNotFoundError(f"{audio}: audio file not found")
     flac = encode_flac(audio)
-    record = clip_record(clip) | {"key": clip_key(clip), "pcm_sha256": pcm_sha256(flac)}
+    record = clip_record(clip) | {"key": clip_key(clip), "pcm_sha256": stored_pcm_sha256(audio, flac)}
     return {"__key__": record["key"], "flac": flac, "json": json.dumps(record, ensure_ascii=False).encode("utf-8")}
 
 
@@ -125,12 +157,10 @@ def write_shards(manifest: str | Path, pattern: str, *, max_clips: int = 1000, m
     ) as writer:
         for clip in read_manifest(manifest):
             try:
-                sample = sample_for(manifest, clip)
-            except FileNotFoundError as e:
+                with whole_files_only():
+                    sample = sample_for(manifest, clip)
+            except (AudioError, TruncatedAudioWarning) as e:
                 report.failures.append(str(e))
-                continue
-            except (sf.LibsndfileError, RuntimeError) as e:
-                report.failures.append(f"{resolve(manifest, clip)}: unreadable audio ({e})")
                 continue
             writer.write(sample)
             report.written += 1
@@ -194,10 +224,14 @@ def check_sample(manifest: Path, clip: Clip, members: dict[str, bytes], where: s
     if source.suffix.lower() == ".flac":
         problems.append(f"{where}: stored FLAC bytes differ from the manifest's sha256")
     elif check_sources:
-        if not source.is_file():
-            problems.append(f"{where}: cannot compare with the source, {source}: audio file not found")
-        elif pcm_sha256(encode_flac(source)) != stored_pcm:
-            problems.append(f"{where}: stored audio differs from the source {source}")
+        try:
+            with whole_files_only():
+                source_pcm = pcm_sha256(encode_flac(source))
+        except (AudioError, TruncatedAudioWarning) as e:
+            problems.append(f"{where}: cannot compare with the source, {e}")
+        else:
+            if source_pcm != stored_pcm:
+                problems.append(f"{where}: stored audio differs from the source {source}")
     return problems
 
 

@@ -113,19 +113,11 @@ class BertEncoder(nn.Module):
         return hidden
 
 
-class BertPooler(nn.Module):
-    """``tanh(dense(h[:, 0]))``. Released checkpoints carry it; msclap pools ``h[:, 0]`` without it."""
-
-    def __init__(self, hidden_size: int) -> None:
-        super().__init__()
-        self.dense = nn.Linear(hidden_size, hidden_size)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.dense(hidden[:, 0]))
-
-
 class Bert(nn.Module):
-    """BERT encoder: token ids -> last hidden state (B, L, hidden_size)."""
+    """BERT encoder: token ids -> last hidden state (B, L, hidden_size).
+
+    No pooler: msclap pools ``h[:, 0]`` without BERT's ``tanh(dense(·))``, so a pooler would be a
+    parameter with no gradient path (released checkpoints' ``pooler.*`` keys are dropped on load)."""
 
     def __init__(self, vocab_size: int = 30522, hidden_size: int = 768, num_hidden_layers: int = 12,
                  num_attention_heads: int = 12, intermediate_size: int = 3072, max_position_embeddings: int = 512,
@@ -137,7 +129,6 @@ class Bert(nn.Module):
         self.encoder = BertEncoder(num_hidden_layers, hidden_size=hidden_size, num_heads=num_attention_heads,
                                    intermediate_size=intermediate_size, layer_norm_eps=layer_norm_eps,
                                    hidden_dropout=hidden_dropout_prob, attention_dropout=attention_probs_dropout_prob)
-        self.pooler = BertPooler(hidden_size)
 
     def _check_input(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                      token_type_ids: torch.Tensor) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..audio.features import LogMel
@@ -19,9 +20,9 @@ class AudioTower(nn.Module):
         self.encoder = encoder
 
     def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        # The mel front end always runs in float32 (log-power in bf16 loses whole dB); the encoder
-        # runs in whatever dtype its weights have.
-        features = self.frontend(waveform.float())
+        # The front end computes in float32; the encoder gets its input in its own parameters'
+        # dtype (under autocast those stay float32 and autocast picks each op's precision).
+        features = self.frontend(waveform)
         return self.encoder(features.to(next(self.encoder.parameters()).dtype))
 
 
@@ -54,7 +55,13 @@ class TextTower(nn.Module):
 
 
 class CLAP(nn.Module):
-    """Contrastive language-audio model. ``text`` may be None (captioner's audio side)."""
+    """Contrastive language-audio model: two towers, each projected into one ``embed_dim`` space.
+
+    ``forward`` is the training contract (as open_clip's CLIP): ``(B, samples)`` waveforms at the
+    model's rate and tokenized texts -> ``{"audio_features", "text_features", "logit_scale"}``, the
+    features un-normalised projections and ``logit_scale`` already exponentiated. ``text`` may be
+    None (the captioner's audio side); then there is no text projection and no logit scale.
+    """
 
     def __init__(self, audio: AudioTower, text: TextTower | None, audio_dim: int, text_dim: int,
                  embed_dim: int = 1024, projection_dropout: float = 0.5) -> None:
@@ -64,19 +71,33 @@ class CLAP(nn.Module):
         self.text = text
         if text is not None:
             self.text_projection = Projection(text_dim, embed_dim, projection_dropout)
-            self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+            # Shape (1,), not 0-dim: FSDP2 cannot shard a scalar parameter.
+            self.logit_scale = nn.Parameter(torch.full((1,), math.log(1 / 0.07)))
 
-    def encode_audio(self, waveform: torch.Tensor) -> torch.Tensor:
-        """(B, T) waveform -> (B, embed_dim) un-normalised projection."""
+    def encode_audio(self, waveform: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        """(B, T) waveform -> (B, embed_dim) projection, L2-normalised when ``normalize``."""
         embedding, _ = self.audio(waveform)
-        return self.audio_projection(embedding)
+        features = self.audio_projection(embedding)
+        return F.normalize(features, dim=-1) if normalize else features
 
-    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
-        """Token ids -> (B, embed_dim) un-normalised projection."""
-        return self.text_projection(self.text(input_ids, attention_mask, **extra))
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, normalize: bool = False,
+                    **extra: torch.Tensor) -> torch.Tensor:
+        """Token ids -> (B, embed_dim) projection, L2-normalised when ``normalize``."""
+        if self.text is None:
+            raise TypeError("this model has no text tower")
+        features = self.text_projection(self.text(input_ids, attention_mask, **extra))
+        return F.normalize(features, dim=-1) if normalize else features
+
+    def forward(self, audio: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                **text_extra: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Both towers at once: un-normalised ``audio_features`` (B_a, D), ``text_features`` (B_t, D)
+        and ``logit_scale`` (exp of the learnt log-scale)."""
+        return {"audio_features": self.encode_audio(audio),
+                "text_features": self.encode_text(input_ids, attention_mask, **text_extra),
+                "logit_scale": self.logit_scale.exp().squeeze(0)}
 
     def similarity(self, audio_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
         """``exp(logit_scale) · cos`` between every audio and every text: (N_audio, N_text)."""
-        a = nn.functional.normalize(audio_embeddings, dim=-1)
-        t = nn.functional.normalize(text_embeddings, dim=-1)
+        a = F.normalize(audio_embeddings, dim=-1)
+        t = F.normalize(text_embeddings, dim=-1)
         return self.logit_scale.exp() * a @ t.T

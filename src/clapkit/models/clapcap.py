@@ -230,6 +230,10 @@ class ClapCap(nn.Module):
         word_dim = decoder.transformer.wte.embedding_dim
         self.mapper = TransformerMapper(embed_dim, word_dim, prefix_length, prefix_length, mapper_layers)
 
+    def encode_audio(self, waveform: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        """(B, T) waveform -> (B, embed_dim) CLAP audio projection (as ``CLAP.encode_audio``)."""
+        return self.clap.encode_audio(waveform, normalize)
+
     def audio_embedding(self, waveform: torch.Tensor) -> torch.Tensor:
         """(B, T) waveform -> (B, embed_dim) projected audio embedding, L2-normalised if ``normalize_prefix``."""
         embedding = self.clap.encode_audio(waveform)

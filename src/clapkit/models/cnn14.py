@@ -33,11 +33,12 @@ class Cnn14(nn.Module):
     """CNN14 audio encoder.
 
     ``forward`` takes the log-mel in dB *before* ``bn0`` (which normalises each mel bin) and returns
-    ``(embedding (B, out_emb), clipwise (B, num_classes))``: ``embedding`` is ``relu(fc1(pooled))``
-    and ``clipwise`` is ``sigmoid(fc_audioset(embedding))``.
+    ``(embedding (B, out_emb), clipwise (B, num_classes) or None)``: ``embedding`` is
+    ``relu(fc1(pooled))``; with ``num_classes`` > 0 the AudioSet head is built and ``clipwise`` is
+    ``sigmoid(fc_audioset(embedding))``. CLAP builds none (0).
     """
 
-    def __init__(self, num_classes: int = 527, out_emb: int = 2048, n_mels: int = 64,
+    def __init__(self, num_classes: int = 0, out_emb: int = 2048, n_mels: int = 64,
                  block_dropout: float = 0.2, head_dropout: float = 0.5) -> None:
         super().__init__()
         self.bn0 = nn.BatchNorm2d(n_mels)
@@ -48,7 +49,7 @@ class Cnn14(nn.Module):
         self.conv_block5 = ConvBlock(512, 1024)
         self.conv_block6 = ConvBlock(1024, 2048, pool_size=(1, 1))
         self.fc1 = nn.Linear(2048, out_emb)
-        self.fc_audioset = nn.Linear(out_emb, num_classes)
+        self.fc_audioset = nn.Linear(out_emb, num_classes) if num_classes else None
         self.block_dropout = nn.Dropout(block_dropout)
         self.head_dropout = nn.Dropout(head_dropout)
         # NHWC conv kernels and activations let oneDNN skip layout reorders between layers (~10% on
@@ -64,8 +65,8 @@ class Cnn14(nn.Module):
             raise ValueError(f"Cnn14 input has {logmel.shape[2]} frames; "
                              f"its five 2x poolings need at least {MIN_FRAMES}")
 
-    def forward(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 1, T, n_mels) log-mel -> (embedding (B, out_emb), clipwise (B, num_classes))."""
+    def forward(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, 1, T, n_mels) log-mel -> (embedding (B, out_emb), clipwise (B, num_classes) or None)."""
         self._check_input(logmel)
         x = self.bn0(logmel.transpose(1, 3)).transpose(1, 3)
         for block in (self.conv_block1, self.conv_block2, self.conv_block3,
@@ -74,5 +75,5 @@ class Cnn14(nn.Module):
         x = x.mean(dim=3)  # over frequency
         x = x.amax(dim=2) + x.mean(dim=2)  # over time
         embedding = F.relu(self.fc1(self.head_dropout(x)))
-        clipwise = torch.sigmoid(self.fc_audioset(embedding))
+        clipwise = None if self.fc_audioset is None else torch.sigmoid(self.fc_audioset(embedding))
         return self.head_dropout(embedding), clipwise

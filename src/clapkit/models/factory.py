@@ -1,17 +1,18 @@
-"""Model configs (JSON files in ``configs/``) and the one factory that builds every variant from them."""
+"""The one factory that builds every model variant from its config (``configs/*.json``)."""
 from __future__ import annotations
 
-import copy
 import importlib
-import json
+import inspect
 from pathlib import Path
 
 from torch import nn
 
 from ..audio.features import LogMel
+from ..errors import ConfigError
 from .clap import CLAP, AudioTower, TextTower
+from .config import FrontendConfig, ModelConfig, get_config, list_configs
 
-CONFIG_DIR = Path(__file__).parent / "configs"
+__all__ = ["ARCHITECTURES", "create_model", "get_config", "list_configs", "build_frontend"]
 
 # arch name -> (module, class). Imported lazily so that e.g. the CNN14 code is not loaded for HTSAT.
 ARCHITECTURES = {
@@ -23,39 +24,40 @@ ARCHITECTURES = {
 }
 
 
-def list_configs() -> list[str]:
-    """Names of the built-in model configs."""
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
-
-
-def get_config(name: str) -> dict:
-    """A copy of a built-in model config by name."""
-    path = CONFIG_DIR / f"{name}.json"
-    if not path.is_file():
-        raise KeyError(f"unknown model config {name!r}; known: {', '.join(list_configs())}")
-    return json.loads(path.read_text())
-
-
-def build_module(arch: str, args: dict) -> nn.Module:
+def build_module(arch: str, args: dict, where: str) -> nn.Module:
+    """An architecture's module from its constructor ``args``; unknown arguments are refused by name."""
     if arch not in ARCHITECTURES:
-        raise KeyError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
+        raise ConfigError(f"{where}.arch: unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
     module_name, class_name = ARCHITECTURES[arch]
-    return getattr(importlib.import_module(module_name), class_name)(**args)
+    cls = getattr(importlib.import_module(module_name), class_name)
+    accepted = [p for p in inspect.signature(cls).parameters if p != "self"]
+    unknown = [k for k in args if k not in accepted]
+    if unknown:
+        raise ConfigError(f"{where}.args: unknown argument {unknown[0]!r} for {arch} (accepted: {', '.join(accepted)})")
+    return cls(**args)
 
 
-def create_model(config: dict | str) -> nn.Module:
-    """Build an uninitialised-weights model (CLAP, or ClapCap when the config has ``caption``)."""
-    config = get_config(config) if isinstance(config, str) else copy.deepcopy(config)
-    audio_cfg, text_cfg = config["audio"], config.get("text")
-    audio = AudioTower(LogMel(**audio_cfg["frontend"]), build_module(audio_cfg["arch"], audio_cfg["args"]))
-    text = TextTower(build_module(text_cfg["arch"], text_cfg["args"]), text_cfg["pooling"]) if text_cfg else None
-    clap = CLAP(audio, text, audio_cfg["out_dim"], text_cfg["out_dim"] if text_cfg else 0,
-                config["embed_dim"], config.get("projection_dropout", 0.5))
-    if config.get("caption"):
-        from .clapcap import ClapCap
+def build_frontend(frontend: FrontendConfig) -> LogMel:
+    return LogMel(n_fft=frontend.n_fft, hop_length=frontend.hop_length, n_mels=frontend.n_mels,
+                  mel_sample_rate=frontend.mel_sample_rate or frontend.sample_rate,
+                  fmin=frontend.fmin, fmax=frontend.fmax)
 
-        cap = config["caption"]
-        decoder = build_module("gpt2-lm", cap["decoder"]["args"])
-        return ClapCap(clap, decoder, prefix_length=cap["prefix_length"], mapper_layers=cap["mapper_layers"],
-                       normalize_prefix=cap["normalize_prefix"])
-    return clap
+
+def create_model(config: ModelConfig | str | Path) -> nn.Module:
+    """Build a freshly initialised model (CLAP, or ClapCap when the config has ``caption``)."""
+    if not isinstance(config, ModelConfig):
+        config = get_config(config)
+    audio = AudioTower(build_frontend(config.audio.frontend), build_module(config.audio.arch, config.audio.args, "audio"))
+    text = None
+    if config.text is not None:
+        text = TextTower(build_module(config.text.arch, config.text.args, "text"), config.text.pooling)
+    clap = CLAP(audio, text, config.audio.out_dim, config.text.out_dim if text else 0,
+                config.embed_dim, config.projection_dropout)
+    if config.caption is None:
+        return clap
+    from .clapcap import ClapCap
+
+    cap = config.caption
+    decoder = build_module(cap.decoder.arch, cap.decoder.args, "caption.decoder")
+    return ClapCap(clap, decoder, prefix_length=cap.prefix_length, mapper_layers=cap.mapper_layers,
+                   normalize_prefix=cap.normalize_prefix)

@@ -29,11 +29,8 @@ from typing import Sequence
 import torch
 from transformers import AutoTokenizer
 
+from ..errors import TokenizerError
 from ..hub import hub_reachable, quiet_hub
-
-
-class TokenizerError(ValueError):
-    """A tokenizer that cannot be loaded, or input it cannot tokenize."""
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,28 @@
-"""Reading checkpoints (msclap .pth, clapkit safetensors) into clapkit models, strictly."""
+"""Reading checkpoints (msclap .pth, clapkit safetensors) into clapkit models, strictly.
+
+Torch files are read with ``torch.load(weights_only=True)``: a file that would run code is refused.
+A checkpoint must account for every parameter and persistent buffer of the model; buffers the
+model derives from its config (mel bank, position indices, masks) may be present and must then
+equal the derived ones; weights that are NaN or infinite are refused.
+"""
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..errors import WeightsError, name_list, one_line
 from ..hub import hub_reachable, quiet_hub
-from ..models.factory import create_model, get_config
-from .msclap import convert_msclap_state_dict, detect_msclap_variant
+from ..models.config import ModelConfig, get_config, parse_config
+from ..models.factory import create_model
+from .formats.msclap import convert_msclap_state_dict, detect_msclap_variant
 from .registry import PRETRAINED, Pretrained, download_hint, local_candidates
 
-
-class WeightsError(RuntimeError):
-    """Weights that cannot be found or do not fit the model; the message says which and why."""
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
 
 
 def fetch(spec: Pretrained) -> Path:
@@ -23,13 +30,14 @@ def fetch(spec: Pretrained) -> Path:
     for path in local_candidates(spec):
         if path.is_file():
             return path
-    from huggingface_hub import hf_hub_download
-
-    with contextlib.suppress(Exception):
-        return Path(hf_hub_download(spec.hub_repo, spec.filename, local_files_only=True))
+    cached = hub_cached(spec)
+    if cached is not None:
+        return cached
     if not hub_reachable():
         raise WeightsError(f"{spec.name} weights not found locally and the Hugging Face Hub is unreachable; "
                            f"{download_hint(spec)}")
+    from huggingface_hub import hf_hub_download
+
     try:
         with quiet_hub():
             return Path(hf_hub_download(spec.hub_repo, spec.filename))
@@ -38,11 +46,24 @@ def fetch(spec: Pretrained) -> Path:
                            f"{download_hint(spec)}") from None
 
 
+def hub_cached(spec: Pretrained) -> Path | None:
+    """The release's file in the Hugging Face cache, if a download already put it there."""
+    from huggingface_hub import try_to_load_from_cache
+
+    with contextlib.suppress(Exception):
+        found = try_to_load_from_cache(spec.hub_repo, spec.filename)
+        if isinstance(found, str):
+            return Path(found)
+    return None
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a checkpoint file: ``.safetensors``, or a torch file (``['model']`` when present)."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such checkpoint file")
+    if path.suffix != ".safetensors" and not _looks_like_torch_file(path):
+        raise WeightsError(f"{path}: not a readable checkpoint (neither a PyTorch file nor safetensors)")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -50,29 +71,65 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             return load_file(path)
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise WeightsError(f"{path}: not a readable checkpoint ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        raise WeightsError(f"{path}: {_unreadable_reason(e)}") from None
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise WeightsError(f"{path}: expected a state dict of tensors")
+        raise WeightsError(f"{path}: expected a state dict of tensors, found {type(obj).__name__}")
     return obj
+
+
+def _looks_like_torch_file(path: Path) -> bool:
+    """A zip archive (torch.save since 1.6) or a pickle (protocol 2+ starts with 0x80)."""
+    with path.open("rb") as f:
+        head = f.read(4)
+    return head.startswith((b"PK\x03\x04", b"\x80"))
+
+
+def _unreadable_reason(error: Exception) -> str:
+    text = one_line(error, limit=100_000)
+    blocked = re.search(r"(?:unsupported GLOBAL|Unsupported global: GLOBAL) (\S+)", text)
+    if blocked:
+        return (f"refused: loading it would run Python code ({blocked.group(1)}); clapkit reads torch files "
+                "with weights_only=True, so only plain tensors load. Re-save the weights from a copy you trust")
+    if isinstance(error, (KeyError, EOFError)) or re.search(r"invalid load key|zip archive|central directory", text):
+        return "not a readable checkpoint (neither a PyTorch file nor safetensors, or truncated)"
+    return f"not a readable checkpoint ({one_line(text, 200) or type(error).__name__})"
 
 
 def load_state_dict_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
     """Load with every parameter and persistent buffer accounted for; name each key that is not.
-    A tied parameter (e.g. GPT-2's lm_head = wte) may appear under either of its names."""
+
+    A tied parameter (e.g. GPT-2's lm_head = wte) may appear under either of its names; a derived
+    (non-persistent) buffer may appear if it equals the model's own.
+    """
+    state_dict = _without_derived(model, _fill_tied(model, state_dict), source)
     expected = model.state_dict()
-    state_dict = _fill_tied(model, state_dict)
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
     wrong_shape = [f"{k} {tuple(state_dict[k].shape)} != {tuple(v.shape)}"
                    for k, v in expected.items() if k in state_dict and state_dict[k].shape != v.shape]
-    problems = [f"missing: {', '.join(missing)}" if missing else "",
-                f"unexpected: {', '.join(unexpected)}" if unexpected else "",
-                f"wrong shape: {', '.join(wrong_shape)}" if wrong_shape else ""]
-    if any(problems):
-        raise WeightsError(f"{source}: checkpoint does not fit the model — " + "; ".join(p for p in problems if p))
+    problems = [f"{what} ({len(keys)}): {name_list(keys)}"
+                for what, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)) if keys]
+    if problems:
+        raise WeightsError(f"{source}: checkpoint does not fit the model — " + "; ".join(problems))
+    non_finite = [k for k, v in state_dict.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if non_finite:
+        raise WeightsError(f"{source}: NaN or infinite weights in {len(non_finite)} tensor(s): {name_list(non_finite)}")
     model.load_state_dict(state_dict, strict=True)
+
+
+def _without_derived(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
+    """Drop the derived buffers a checkpoint carries after checking they equal the model's."""
+    persistent = model.state_dict()
+    derived = {name: buffer for name, buffer in model.named_buffers() if name not in persistent and buffer is not None}
+    for name in [k for k in state_dict if k in derived]:
+        ours, theirs = derived[name], state_dict[name]
+        same = ours.shape == theirs.shape and torch.allclose(theirs.to(ours.dtype), ours, rtol=1e-4, atol=1e-6)
+        if not same:
+            raise WeightsError(f"{source}: {name} differs from the one this model config derives; "
+                               "the checkpoint was made for other front-end or architecture settings")
+    return {k: v for k, v in state_dict.items() if k not in derived}
 
 
 def _fill_tied(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -88,18 +145,18 @@ def _fill_tied(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[st
     return filled
 
 
-def _config_beside(path: Path) -> dict | None:
+def _config_beside(path: Path) -> ModelConfig | None:
     config_path = path.with_name("config.json") if path.suffix == ".safetensors" else None
     if config_path and config_path.is_file():
-        return json.loads(config_path.read_text())
+        return parse_config(json.loads(config_path.read_text()), str(config_path))
     return None
 
 
-def load_checkpoint(path: str | Path, variant: str | None = None) -> tuple[nn.Module, dict]:
+def load_checkpoint(path: str | Path, variant: str | None = None) -> tuple[nn.Module, ModelConfig]:
     """Build the model a checkpoint file describes and load it. Returns ``(model, config)``.
 
     msclap ``.pth`` files are recognised by their keys (``variant`` overrides); clapkit files are
-    ``model.safetensors`` with a ``config.json`` beside them.
+    ``model.safetensors`` with a ``config.json`` beside them (or a folder holding both).
     """
     path = Path(path)
     if path.is_dir():
@@ -107,32 +164,37 @@ def load_checkpoint(path: str | Path, variant: str | None = None) -> tuple[nn.Mo
     state_dict = read_state_dict(path)
     config = _config_beside(path)
     if config is None:
-        variant = variant or detect_msclap_variant(state_dict)
+        detected = detect_msclap_variant(state_dict)
+        variant = variant or detected
         if variant is None:
-            raise WeightsError(f"{path}: cannot tell which model this checkpoint is for; pass variant=")
+            raise WeightsError(f"{path}: cannot tell which model this checkpoint is for; pass variant= "
+                               f"(--variant), e.g. msclap-2023")
         config = get_config(variant)
-        if detect_msclap_variant(state_dict):
+        if detected:
             state_dict = convert_msclap_state_dict(state_dict, variant)
     model = create_model(config)
     load_state_dict_strict(model, state_dict, str(path))
     return model.eval(), config
 
 
-def load_pretrained(name: str) -> tuple[nn.Module, dict, Pretrained]:
+def load_pretrained(name: str) -> tuple[nn.Module, ModelConfig, Pretrained]:
     """Load a registered release by name (see ``PRETRAINED``)."""
     if name not in PRETRAINED:
+        looks_like_path = "/" in name or name.endswith(CHECKPOINT_SUFFIXES)
+        if looks_like_path:
+            raise WeightsError(f"{name}: no such checkpoint file or folder")
         raise WeightsError(f"unknown model {name!r}; known: {', '.join(PRETRAINED)} (or pass a checkpoint path)")
     spec = PRETRAINED[name]
     model, config = load_checkpoint(fetch(spec), spec.config)
     return model, config, spec
 
 
-def save_pretrained(model: nn.Module, config: dict, directory: str | Path) -> Path:
+def save_pretrained(model: nn.Module, config: ModelConfig, directory: str | Path) -> Path:
     """Save in clapkit's format: ``model.safetensors`` + ``config.json``."""
     from safetensors.torch import save_model
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     save_model(model, str(directory / "model.safetensors"))
-    (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    (directory / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     return directory

@@ -21,7 +21,13 @@ from .build import Skipped, collect_clips, write_with_report
 from .captioning import read_audiocaps, read_clotho, read_macs, read_wavcaps
 from .common import DatasetError, Entry, labels_to_caption
 from .esc50 import read_esc50, read_esc50_actions
-from .folders import read_beijing_opera, read_gtzan_genres, read_gtzan_music_speech, read_libricount, read_sesa
+from .folders import (
+    read_beijing_opera,
+    read_gtzan_genres,
+    read_gtzan_music_speech,
+    read_libricount,
+    read_sesa,
+)
 from .fsd50k import read_fsd50k
 from .nsynth import read_nsynth
 from .speech import read_crema_d, read_ravdess, read_speech_commands

@@ -1,5 +1,9 @@
 """Turn an adapter's entries into manifest clips: probe each audio file (format, duration, sha256),
-skip and list the ones that are missing or unreadable, and write the manifest."""
+skip and list the ones that are missing or unreadable, and write the manifest.
+
+Audio is probed with :func:`clapkit.audio.io.audio_info`, the decoder inference uses, so every file
+it reads (m4a, webm, ... through PyAV) becomes a clip, and every file it refuses is skipped with its
+reason."""
 
 from __future__ import annotations
 
@@ -10,8 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import soundfile as sf
-
+from clapkit.audio.io import AudioError, AudioInfo, audio_info, describe, stream_audio
 from clapkit.data.manifest import Clip, file_sha256, write_manifest
 
 from .common import Entry, labels_to_caption
@@ -27,7 +30,7 @@ class Skipped:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
+        return f"{describe(self.path)}: {self.reason}"  # printable whatever bytes the name holds
 
 
 
@@ -43,15 +46,30 @@ def manifest_path_for(audio: Path, manifest_dir: Path, absolute: bool) -> str:
     return audio.as_posix()
 
 
+def audio_duration(path: Path, info: AudioInfo) -> float:
+    """Seconds of audio: the header's length, or, where the container does not give one, the frames
+    counted by decoding (in bounded memory, at the file's own rate)."""
+    if info.duration is not None:
+        return float(info.duration)
+    return sum(len(chunk) for chunk in stream_audio(path, info.sample_rate)) / info.sample_rate
+
+
+def skip_reason(error: AudioError, path: Path) -> str:
+    """The decoder's cause for ``path`` (its message less the name), worded for the skipped list."""
+    cause = str(error).removeprefix(f"{describe(path)}: ")
+    return "audio file not found" if cause == "file not found" else f"unreadable audio ({cause})"
+
+
 def probe(entry: Entry, source: str, manifest_dir: Path, absolute: bool, caption_labels: bool) -> Clip | Skipped:
+    """The manifest clip for ``entry`` (rate and duration from the audio's header, sha256 of its
+    bytes), or why it is skipped."""
     if entry.problem:
         return Skipped(entry.audio, entry.problem)
-    if not entry.audio.is_file():
-        return Skipped(entry.audio, "audio file not found")
     try:
-        info = sf.info(str(entry.audio))
-    except (sf.LibsndfileError, RuntimeError) as e:
-        return Skipped(entry.audio, f"unreadable audio ({e})")
+        info = audio_info(entry.audio)
+        duration = audio_duration(entry.audio, info)
+    except AudioError as error:
+        return Skipped(entry.audio, skip_reason(error, entry.audio))
     path = manifest_path_for(entry.audio, manifest_dir, absolute)
     captions = list(entry.captions)
     if caption_labels and not captions and entry.labels:
@@ -63,8 +81,8 @@ def probe(entry: Entry, source: str, manifest_dir: Path, absolute: bool, caption
         split=entry.split,
         source=source,
         licence=entry.licence,
-        duration=float(info.frames / info.samplerate),
-        sample_rate=int(info.samplerate),
+        duration=duration,
+        sample_rate=info.sample_rate,
         sha256=file_sha256(entry.audio),
         extra=dict(entry.extra),
     )

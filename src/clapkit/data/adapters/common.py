@@ -11,11 +11,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clapkit.audio.io import AUDIO_SUFFIXES
-
-
-class DatasetError(ValueError):
-    """A missing or malformed file in a user's copy of a dataset; the message names the file."""
+from clapkit.audio.formats import AUDIO_SUFFIXES, has_audio_suffix  # noqa: F401  (captioning.py imports it here)
+from clapkit.errors import DatasetError
 
 
 @dataclass
@@ -122,7 +119,7 @@ def float_field(row: Row, column: str) -> float:
 
 def audio_files(folder: Path) -> list[Path]:
     """Audio files under ``folder`` (recursively), sorted."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+    return sorted(p for p in folder.rglob("*") if has_audio_suffix(p.name) and p.is_file())
 
 
 class AudioIndex:

@@ -1,7 +1,9 @@
 """Turn one source (an audio file or a rendered note) into one stored clip.
 
-Decode (soundfile for wav/ogg/flac/opus/aiff, PyAV for anything else), mix to mono, resample once
-with soxr to the corpus rate, cut to ``max_seconds``, drop silent or too-short audio, write FLAC.
+Decode the first ``max_seconds`` with :func:`clapkit.audio.io.read_audio` (the decoder inference
+uses: soundfile, PyAV for what libsndfile cannot read), mix to mono, resample once with soxr to the
+corpus rate, cut to ``max_seconds``, drop silent or too-short audio, write FLAC. A file the decoder
+refuses is dropped with its reason; a truncated file keeps what decodes (the decoder warns).
 Runs in worker processes: everything here is a plain function of picklable arguments.
 """
 from __future__ import annotations
@@ -15,6 +17,8 @@ import numpy as np
 import soundfile
 import soxr
 
+from ...audio.io import AudioError, describe, read_audio
+
 
 @dataclass(frozen=True)
 class ProcessingParams:
@@ -24,7 +28,7 @@ class ProcessingParams:
     max_seconds: float = 10.0
     min_seconds: float = 0.2
     silence_dbfs: float = -60.0
-    version: int = 2
+    version: int = 3  # 3: decoded by clapkit.audio.io (refuses samples beyond ±1e6 and implausible rates)
 
     def fingerprint(self) -> str:
         return repr(sorted(asdict(self).items()))
@@ -40,36 +44,6 @@ class NoteSpec:
     velocity: int
     seconds: float
     release_seconds: float = 1.0
-
-
-class DecodeError(Exception):
-    """Audio that neither soundfile nor PyAV can decode."""
-
-
-def decode(path: str, max_seconds: float = float("inf")) -> tuple[np.ndarray, int]:
-    """(frames x channels float32, sample rate) of an audio file's first ``max_seconds``."""
-    try:
-        with soundfile.SoundFile(path) as f:
-            frames = f.frames if max_seconds == float("inf") else min(f.frames, int(max_seconds * f.samplerate) + 1)
-            return f.read(frames, dtype="float32", always_2d=True), f.samplerate
-    except (soundfile.LibsndfileError, RuntimeError, TypeError):
-        pass
-    try:
-        import av
-
-        with av.open(path) as container:
-            stream = container.streams.audio[0]
-            rate, chunks, decoded = stream.codec_context.sample_rate, [], 0
-            for frame in container.decode(stream):
-                chunks.append(frame.to_ndarray(format="fltp"))
-                decoded += chunks[-1].shape[1]
-                if decoded > max_seconds * rate:
-                    break
-    except Exception as e:  # PyAV raises many unrelated types for broken input
-        raise DecodeError(f"cannot decode ({type(e).__name__}: {e})") from None
-    if not chunks:
-        raise DecodeError("no audio frames")
-    return np.concatenate(chunks, axis=1).T.astype(np.float32), rate
 
 
 _SYNTHS: dict[str, tuple[object, int, int]] = {}
@@ -121,10 +95,10 @@ def process(source: str | NoteSpec, out_path: str, params: ProcessingParams) -> 
         if isinstance(source, NoteSpec):
             mono = render_note(source, params.sample_rate)
         else:
-            data, rate = decode(source, params.max_seconds)
+            data, rate = read_audio(source, max_seconds=params.max_seconds)
             mono = to_mono_at_rate(data, rate, params.sample_rate)
-    except DecodeError as e:
-        return {"status": "dropped", "reason": f"decode error: {e}"}
+    except AudioError as e:  # the message is "<file>: <cause>"; the report names the file already
+        return {"status": "dropped", "reason": f"decode error: {str(e).removeprefix(describe(source) + ': ')}"}
     mono = mono[: int(params.max_seconds * params.sample_rate)]
     reason = check_audio(mono, params)
     if reason:

@@ -32,12 +32,12 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import soundfile
 from tqdm import tqdm
 
+from ...audio.io import audio_info
 from ..manifest import Clip, file_sha256, write_manifest
 from . import audio
-from .archive import Archive, AptArchive, PackageInfo, extract, fetch
+from .archive import AptArchive, Archive, PackageInfo, extract, fetch
 from .captions import caption
 from .licences import guess_licence, read_package_copyright
 from .sources import EVAL_SOURCES, Item, SourceSpec, refuse_reserved, resolve_sources
@@ -216,11 +216,11 @@ def fsdd_clips(folder: Path) -> tuple[list[Clip], str]:
     for path in sorted((folder / "recordings").glob("*.wav")):
         digit, speaker, take = path.stem.split("_")
         word = DIGITS[int(digit)]
-        info = soundfile.info(str(path))
+        info = audio_info(path)
         clips.append(Clip(
             path=str(path.resolve()), captions=[caption("digit", path.name, phrase=word)], labels=[word],
             split="eval_digits", source="fsdd", licence=licence, duration=round(info.duration, 4),
-            sample_rate=info.samplerate, sha256=file_sha256(path),
+            sample_rate=info.sample_rate, sha256=file_sha256(path),
             extra={"speaker": speaker, "take": int(take)},
         ))
     return clips, licence

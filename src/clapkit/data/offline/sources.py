@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from ...audio.io import AUDIO_SUFFIXES
+from ...audio.formats import has_audio_suffix
+from ...errors import UsageError
 from .audio import NoteSpec
 from .captions import caption, dedupe, kind_of, name_words, split_words
 from .gm import note_grid
@@ -36,7 +37,7 @@ from .licences import CopyrightFile, guess_licence
 RESERVED = frozenset({"openttd-opensfx", "gcompris-qt-data", "tuxpaint-stamps-default"})
 
 
-class ReservedPackageError(ValueError):
+class ReservedPackageError(UsageError):
     """A reserved package was asked for; the builder never downloads or reads these."""
 
 
@@ -80,10 +81,6 @@ class SourceSpec:
     explicit_only: bool = False
 
 
-def _is_audio(name: str) -> bool:
-    return name.lower().endswith(AUDIO_SUFFIXES)
-
-
 def _wanted(name: str, spec: SourceSpec) -> bool:
     return any(fnmatchcase(name, pattern) for pattern in spec.include)
 
@@ -94,7 +91,7 @@ def audio_files(root: Path, spec: SourceSpec) -> list[tuple[str, Path]]:
     found = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         name = path.relative_to(root).as_posix()
-        if _is_audio(name) and _wanted(name, spec):
+        if has_audio_suffix(name) and _wanted(name, spec):
             found.append((name, path))
         elif any(fnmatchcase(name, pattern) for pattern in spec.archives):
             found.extend(_zip_members(path, name))
@@ -106,7 +103,7 @@ def _zip_members(archive: Path, name: str) -> list[tuple[str, Path]]:
     target = archive.with_name(archive.name + ".d")
     with zipfile.ZipFile(archive) as z:
         for member in sorted(z.namelist()):
-            if _is_audio(member) and not member.endswith("/"):
+            if has_audio_suffix(member) and not member.endswith("/"):
                 out = target / member
                 if not out.exists():
                     z.extract(member, target)

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from parity import parity_atol, parity_golden, parity_inputs
 
 import clapkit
 from clapkit.audio import AudioError
-from parity import parity_atol, parity_golden, parity_inputs
+from clapkit.errors import UsageError
 
 
 @pytest.fixture(scope="module", params=["2023", "2022"])
@@ -111,3 +112,86 @@ def test_bfloat16_keeps_the_front_end_in_float32_and_stays_close(msclap_checkpoi
     embedding = model.embed_audio(clips, sample_rate=44100, normalize=False).numpy()
     cosine = (embedding * golden).sum(1) / np.linalg.norm(embedding, axis=1) / np.linalg.norm(golden, axis=1)
     assert embedding.dtype == np.float32 and cosine.min() > 0.99
+
+
+# ---- input rules and traps --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pipeline_2023(msclap_checkpoint, shared_dir):
+    return clapkit.load(msclap_checkpoint("2023"), tokenizer=str(shared_dir / "tokenizers" / "gpt2"))
+
+
+def test_one_shape_rule_for_numpy_and_torch(pipeline_2023):
+    rng = np.random.default_rng(7)
+    batch = (rng.standard_normal((3, 22050)) * 0.1).astype(np.float32)  # (B, T): three mono clips
+    from_numpy = pipeline_2023.embed_audio(batch, sample_rate=44100)
+    from_torch = pipeline_2023.embed_audio(torch.from_numpy(batch), sample_rate=44100)
+    one_by_one = pipeline_2023.embed_audio(list(batch), sample_rate=44100)
+    assert from_numpy.shape == (3, 1024) and torch.equal(from_numpy, from_torch) and torch.equal(from_numpy, one_by_one)
+    stereo = np.stack([batch, batch[::-1]], axis=1)  # (B, C, T)
+    mixed = pipeline_2023.embed_audio(stereo, sample_rate=44100)
+    as_items = pipeline_2023.embed_audio([torch.from_numpy(clip.copy()) for clip in stereo], sample_rate=44100)
+    assert mixed.shape == (3, 1024) and torch.allclose(mixed, as_items, atol=1e-6)
+
+
+def test_an_item_shaped_time_by_channels_is_refused(pipeline_2023):
+    frames = np.zeros((22050, 2), np.float32)  # soundfile's (time, channels): must be transposed
+    with pytest.raises(AudioError, match="transpose"):
+        pipeline_2023.embed_audio([frames], sample_rate=44100)
+
+
+def test_no_input_gives_empty_results(pipeline_2023):
+    assert pipeline_2023.embed_audio([]).shape == (0, 1024)
+    assert pipeline_2023.embed_text([]).shape == (0, 1024)
+    result = pipeline_2023.classify([], labels=["dog", "rain"])
+    assert result.probs.shape == (0, 2) and result.top(1) == []
+
+
+@pytest.mark.parametrize("labels,cause", [("dog", "single string"), ([None, "dog"], r"labels\[0\]"), ([], "at least one")])
+def test_labels_must_be_a_list_of_strings(pipeline_2023, labels, cause):
+    with pytest.raises(UsageError, match=cause):
+        pipeline_2023.classify([np.zeros(4410, np.float32)], labels=labels, sample_rate=44100)
+
+
+@pytest.mark.parametrize("kwargs,cause", [({"batch_size": 0}, "batch_size"), ({"batch_size": -2}, "batch_size"),
+                                          ({"template": "{} {}"}, "template"), ({"template": "{label}"}, "template")])
+def test_bad_arguments_are_refused(pipeline_2023, kwargs, cause):
+    with pytest.raises(UsageError, match=cause):
+        pipeline_2023.classify([np.zeros(4410, np.float32)], labels=["dog"], sample_rate=44100, **kwargs)
+
+
+@pytest.mark.parametrize("options,cause", [({"hop_seconds": 0}, "hop_seconds"), ({"hop_seconds": float("nan")}, "finite"),
+                                           ({"hop_seconds": 8}, "at most 7"), ({"policy": "random"}, "policy"),
+                                           ({"variant": "bogus"}, "variant: unknown 'bogus'"),
+                                           ({"device": "bogus"}, "device: unknown"), ({"dtype": "int8"}, "dtype")])
+def test_bad_load_options_are_one_line(msclap_checkpoint, shared_dir, options, cause):
+    with pytest.raises(UsageError, match=cause):
+        clapkit.load(msclap_checkpoint("2023"), tokenizer=str(shared_dir / "tokenizers" / "gpt2"), **options)
+
+
+def test_huge_samples_never_give_nan(pipeline_2023, tmp_path):
+    loud = np.random.default_rng(8).standard_normal(22050).astype(np.float32) * 1e20
+    with pytest.raises(AudioError, match="samples reach"):
+        pipeline_2023.embed_audio(loud, sample_rate=44100)
+    path = tmp_path / "loud.wav"
+    sf.write(path, loud, 44100, subtype="FLOAT")
+    results = dict(pipeline_2023.iter_audio_embeddings([path, np.zeros(4410, np.float32)], sample_rate=44100))
+    assert isinstance(results[0], AudioError) and torch.isfinite(results[1]).all()
+
+
+def test_captioning_needs_a_captioner(pipeline_2023):
+    with pytest.raises(UsageError, match="cannot caption"):
+        pipeline_2023.caption([np.zeros(4410, np.float32)], sample_rate=44100)
+
+
+def test_results_stream_before_the_batch_is_full(pipeline_2023):
+    clips = [np.full(4410, 0.01 * (i + 1), np.float32) for i in range(5)]
+    stream = pipeline_2023.iter_audio_embeddings(iter_with_log(clips, seen := []), sample_rate=44100, batch_size=2)
+    first_index, _ = next(stream)
+    assert first_index == 0 and len(seen) <= 2  # clip 0 came out after the first batch of 2, not after all 5
+
+
+def iter_with_log(items, seen):
+    for item in items:
+        seen.append(item)
+        yield item

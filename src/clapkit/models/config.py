@@ -1,0 +1,113 @@
+"""Model configs as data: the JSON files in ``configs/`` parse into these dataclasses, strictly.
+
+A config says everything needed to build a model (``clapkit.models.factory.create_model``) and to
+feed it (sample rate, clip length, tokenizer). ``args`` are the architecture's constructor
+arguments, checked against its signature when the model is built.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ..config import parse, read_config_file
+from ..errors import ConfigError, name_list
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass(frozen=True)
+class FrontendConfig:
+    """Waveform -> log-mel. ``mel_sample_rate``: the rate the mel bank was designed for (msclap's
+    HTSAT applies a 32 kHz bank to 44.1 kHz audio); the audio's own rate when omitted."""
+
+    sample_rate: int
+    clip_seconds: float
+    n_fft: int = 1024
+    hop_length: int = 320
+    n_mels: int = 64
+    fmin: float = 50.0
+    fmax: float = 14000.0
+    mel_sample_rate: int | None = None
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    arch: str
+    out_dim: int
+    frontend: FrontendConfig
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """``pooling``: ``cls`` (BERT), ``last`` (last attended token) or ``msclap`` (msclap's GPT-2 rule).
+    ``max_length``: the tokenizer's ``padding="max_length"`` target."""
+
+    arch: str
+    out_dim: int
+    tokenizer: str
+    pooling: Literal["cls", "last", "msclap"]
+    max_length: int | None = None
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    arch: str
+    tokenizer: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CaptionConfig:
+    """A prefix captioner: audio embedding -> mapper -> ``prefix_length`` embeddings -> decoder."""
+
+    decoder: DecoderConfig
+    prefix_length: int
+    mapper_layers: int = 8
+    normalize_prefix: bool = True
+    beam_size: int = 5
+    max_length: int = 67
+    stop: Literal["msclap", "eos"] = "eos"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A whole model: audio tower, optional text tower, projections into ``embed_dim``, optional captioner."""
+
+    name: str
+    audio: AudioConfig
+    embed_dim: int
+    text: TextConfig | None = None
+    caption: CaptionConfig | None = None
+    description: str = ""
+    projection_dropout: float = 0.5
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @property
+    def clip_samples(self) -> int:
+        return int(round(self.audio.frontend.clip_seconds * self.audio.frontend.sample_rate))
+
+
+def parse_config(data: dict, source: str) -> ModelConfig:
+    """A :class:`ModelConfig` from a dict (e.g. a ``config.json``), refusing unknown or mistyped keys."""
+    return parse(ModelConfig, data, source)
+
+
+def list_configs() -> list[str]:
+    """Names of the built-in model configs."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
+
+
+def get_config(name_or_path: str | Path) -> ModelConfig:
+    """A built-in model config by name, or a config file (JSON/YAML) by path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = CONFIG_DIR / f"{name_or_path}.json"
+        if not path.is_file():
+            raise ConfigError(f"unknown model config {str(name_or_path)!r}; known: {name_list(list_configs(), 20)}")
+    return parse_config(read_config_file(path), str(path))
