@@ -162,7 +162,8 @@ def test_help_answers_without_importing_torch():
     code = "import sys, clapkit.cli as c; c.build_parser(); print('torch' in sys.modules or 'numpy' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False"
-    for command in ([], ["classify"], ["embed"], ["caption"], ["models"], ["data"], ["data", "build", "offline"]):
+    for command in ([], ["classify"], ["embed"], ["caption"], ["models"], ["data"], ["data", "build", "offline"],
+                    ["train"]):
         started = time.perf_counter()
         done = run_cli(*command, "--help")
         assert done.returncode == 0 and "usage: clapkit" in done.stdout

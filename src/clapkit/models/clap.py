@@ -64,15 +64,18 @@ class CLAP(nn.Module):
     """
 
     def __init__(self, audio: AudioTower, text: TextTower | None, audio_dim: int, text_dim: int,
-                 embed_dim: int = 1024, projection_dropout: float = 0.5) -> None:
+                 embed_dim: int = 1024, projection_dropout: float = 0.5, init_logit_bias: float | None = None) -> None:
         super().__init__()
         self.audio = audio
         self.audio_projection = Projection(audio_dim, embed_dim, projection_dropout)
         self.text = text
+        self.logit_bias = None
         if text is not None:
             self.text_projection = Projection(text_dim, embed_dim, projection_dropout)
             # Shape (1,), not 0-dim: FSDP2 cannot shard a scalar parameter.
             self.logit_scale = nn.Parameter(torch.full((1,), math.log(1 / 0.07)))
+            if init_logit_bias is not None:  # the sigmoid (SigLIP) loss's learnt bias, as open_clip
+                self.logit_bias = nn.Parameter(torch.full((1,), float(init_logit_bias)))
 
     def encode_audio(self, waveform: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         """(B, T) waveform -> (B, embed_dim) projection, L2-normalised when ``normalize``."""
@@ -90,11 +93,14 @@ class CLAP(nn.Module):
 
     def forward(self, audio: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 **text_extra: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Both towers at once: un-normalised ``audio_features`` (B_a, D), ``text_features`` (B_t, D)
-        and ``logit_scale`` (exp of the learnt log-scale)."""
-        return {"audio_features": self.encode_audio(audio),
-                "text_features": self.encode_text(input_ids, attention_mask, **text_extra),
-                "logit_scale": self.logit_scale.exp().squeeze(0)}
+        """Both towers at once: un-normalised ``audio_features`` (B_a, D), ``text_features`` (B_t, D),
+        ``logit_scale`` (exp of the learnt log-scale) and, when the model has one, ``logit_bias``."""
+        out = {"audio_features": self.encode_audio(audio),
+               "text_features": self.encode_text(input_ids, attention_mask, **text_extra),
+               "logit_scale": self.logit_scale.exp().squeeze(0)}
+        if self.logit_bias is not None:
+            out["logit_bias"] = self.logit_bias.squeeze(0)
+        return out
 
     def similarity(self, audio_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
         """``exp(logit_scale) · cos`` between every audio and every text: (N_audio, N_text)."""

@@ -84,6 +84,7 @@ class ModelConfig:
     caption: CaptionConfig | None = None
     description: str = ""
     projection_dropout: float = 0.5
+    init_logit_bias: float | None = None  # builds the learnt bias of the sigmoid loss (-10 as SigLIP)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -52,7 +52,7 @@ def create_model(config: ModelConfig | str | Path) -> nn.Module:
     if config.text is not None:
         text = TextTower(build_module(config.text.arch, config.text.args, "text"), config.text.pooling)
     clap = CLAP(audio, text, config.audio.out_dim, config.text.out_dim if text else 0,
-                config.embed_dim, config.projection_dropout)
+                config.embed_dim, config.projection_dropout, config.init_logit_bias)
     if config.caption is None:
         return clap
     from .clapcap import ClapCap

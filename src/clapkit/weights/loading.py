@@ -148,7 +148,9 @@ def _fill_tied(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[st
 def _config_beside(path: Path) -> ModelConfig | None:
     config_path = path.with_name("config.json") if path.suffix == ".safetensors" else None
     if config_path and config_path.is_file():
-        return parse_config(json.loads(config_path.read_text()), str(config_path))
+        data = json.loads(config_path.read_text())
+        data.pop("training", None)  # a training run's options, recorded beside the model config
+        return parse_config(data, str(config_path))
     return None
 
 

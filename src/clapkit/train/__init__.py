@@ -1,0 +1,1 @@
+"""Training: contrastive pretraining and fine-tuning (builds on the library; the library never imports it)."""

@@ -1,0 +1,404 @@
+"""The training loop: one process or a torchrun rank, contrastive steps (with GradCache when the
+micro-batch is smaller than the rank's batch), exact checkpoints, validation through the public
+pipeline, and the run's record."""
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import ClapkitError, UsageError
+from ..models.config import ModelConfig, get_config
+from ..models.factory import create_model
+from ..pipeline import ClapPipeline
+from ..weights.loading import load_checkpoint, load_pretrained
+from ..weights.registry import PRETRAINED
+from . import checkpoint
+from .config import TrainConfig
+from .data import TrainData, ValData
+from .distributed import World, no_sync, wrap
+from .loss import build_loss, caption_ids
+from .metrics import RunLog
+from .optim import Schedule, build_optimizer
+
+AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class TrainError(ClapkitError):
+    """A run that must stop: too many bad clips or non-finite losses, a refused resume."""
+
+
+@dataclass
+class Position:
+    """Where a run is: the next optimizer step and the data position that feeds it."""
+
+    step: int = 0
+    epoch: int = 0
+    step_in_epoch: int = 0
+
+
+def build_model(config: TrainConfig) -> tuple[nn.Module, ModelConfig]:
+    """The model to train: a config's fresh weights, or ``--pretrained`` weights (fine-tuning)."""
+    if config.pretrained:
+        if config.pretrained in PRETRAINED or not Path(config.pretrained).exists():
+            model, model_config, _ = load_pretrained(config.pretrained)
+        else:
+            model, model_config = load_checkpoint(config.pretrained)
+    else:
+        model_config = get_config(config.model)
+        model = None
+    if model_config.text is None:
+        raise UsageError(f"--model: {model_config.name} has no text tower to train contrastively")
+    if config.loss == "sigmoid" and model_config.init_logit_bias is None:
+        model_config = replace(model_config, init_logit_bias=-10.0)
+        if model is not None:  # a pretrained CLIP-loss model gains the bias, initialised as SigLIP's
+            model.logit_bias = nn.Parameter(torch.full((1,), -10.0))
+    if model is None:
+        model = create_model(model_config)
+    return model, model_config
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, world: World) -> None:
+        self.config, self.world = config, world
+        self.run_dir = Path(config.out)
+        self.stop_signal: int | None = None
+        torch.manual_seed(config.seed)  # the same initial weights on every rank
+        self.model, self.model_config = build_model(config)
+        self.model.to(world.device)
+        self._lock_towers()
+        if config.grad_checkpointing:
+            self._checkpoint_activations()
+        if config.batchnorm == "sync" and world.distributed:
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        self.wrapped = wrap(self.model, world, config.distributed)
+        if config.compile:
+            self.wrapped = torch.compile(self.wrapped)
+        self.pipeline = ClapPipeline(self.model, self.model_config, config.tokenizer)
+        self.loss_fn = build_loss(config.loss)
+        frontend = self.model_config.audio.frontend
+        self.data = TrainData(config.train, sample_rate=frontend.sample_rate, clip_samples=self.model_config.clip_samples,
+                              global_batch_size=config.batch_size, seed=config.seed, rank=world.rank,
+                              world_size=world.world_size, workers=config.workers)
+        self.val = ValData(config.val, sample_rate=frontend.sample_rate,
+                           clip_samples=self.model_config.clip_samples) if config.val else None
+        self.total_steps = config.steps or config.epochs * self.data.steps_per_epoch
+        self.optimizer = build_optimizer(self.model, config)
+        self.schedule = Schedule(self.optimizer, config, self.total_steps)
+        self.scaler = torch.amp.GradScaler(world.device.type, enabled=config.precision == "fp16")
+        self.position = Position()
+        self.counters = {"clips": 0, "bad_clips": 0, "nonfinite_steps": 0, "nonfinite_in_a_row": 0}
+        self.log = RunLog(self.run_dir, world.is_main)
+
+    # ---- set-up -------------------------------------------------------------------------------
+    def _lock_towers(self) -> None:
+        for locked, modules in ((self.config.lock_audio, (self.model.audio, self.model.audio_projection)),
+                                (self.config.lock_text, (self.model.text, self.model.text_projection))):
+            if locked:
+                for module in modules:
+                    module.requires_grad_(False)
+
+    def _set_train_mode(self) -> None:
+        self.model.train()
+        if self.config.batchnorm == "frozen":
+            for module in self.model.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        if self.config.lock_audio:  # LiT: a locked tower also keeps its dropout and BatchNorm still
+            self.model.audio.eval(), self.model.audio_projection.eval()
+        if self.config.lock_text:
+            self.model.text.eval(), self.model.text_projection.eval()
+
+    def _checkpoint_activations(self) -> None:
+        from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
+            apply_activation_checkpointing,
+        )
+
+        from ..models.bert import BertLayer
+        from ..models.cnn14 import ConvBlock
+        from ..models.gpt2 import Block
+        from ..models.htsat import SwinTransformerBlock
+
+        blocks = (SwinTransformerBlock, ConvBlock, Block, BertLayer)
+        apply_activation_checkpointing(self.model, check_fn=lambda module: isinstance(module, blocks))
+
+    def _autocast(self):
+        dtype = AUTOCAST[self.config.precision]
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.world.device.type, dtype=dtype)
+
+    # ---- one step -----------------------------------------------------------------------------
+    def _loss(self, out: dict, ids: torch.Tensor) -> torch.Tensor:
+        extra = (out["logit_bias"].float(),) if self.config.loss == "sigmoid" else ()
+        return self.loss_fn(out["audio_features"].float(), out["text_features"].float(), out["logit_scale"].float(),
+                            *extra, caption_ids=ids)
+
+    def _forward(self, audio: torch.Tensor, tokens: dict) -> dict:
+        with self._autocast():
+            return self.wrapped(audio, **tokens)
+
+    def _full_batch_backward(self, audio: torch.Tensor, tokens: dict, ids: torch.Tensor) -> torch.Tensor:
+        loss = self._loss(self._forward(audio, tokens), ids)
+        self.scaler.scale(loss).backward()
+        return loss.detach()
+
+    def _gradcache_backward(self, audio: torch.Tensor, tokens: dict, ids: torch.Tensor, micro: int) -> torch.Tensor:
+        """GradCache: embed the batch in chunks without a graph, take the loss over the whole batch,
+        then re-run each chunk with a graph and back-propagate the cached embedding gradients. The
+        RNG state is replayed per chunk (same dropout); BatchNorm statistics are updated once."""
+        chunks = [slice(i, i + micro) for i in range(0, len(audio), micro)]
+        rng_states, outputs = [], []
+        running_stats = _batchnorm_stats(self.model)
+        with torch.no_grad():
+            for chunk in chunks:
+                rng_states.append(_rng_state(self.world.device))
+                outputs.append(self._forward(audio[chunk], {k: v[chunk] for k, v in tokens.items()}))
+        _restore_batchnorm_stats(running_stats)
+        cached = {key: (torch.cat([o[key] for o in outputs]) if outputs[0][key].ndim else outputs[0][key])
+                  .detach().float().requires_grad_() for key in outputs[0]}
+        loss = self._loss(cached, ids)
+        self.scaler.scale(loss).backward()
+        for i, chunk in enumerate(chunks):
+            last = i == len(chunks) - 1
+            _set_rng_state(rng_states[i], self.world.device)
+            with contextlib.nullcontext() if last else no_sync(self.wrapped):
+                out = self._forward(audio[chunk], {k: v[chunk] for k, v in tokens.items()})
+                grads = [_chunk_grad(cached[key], chunk, last) for key in out]
+                torch.autograd.backward(list(out.values()), [g.to(o.dtype) for g, o in zip(grads, out.values())])
+        return loss.detach()
+
+    def train_step(self, batch) -> dict:
+        self._set_train_mode()
+        device = self.world.device
+        tokens = {k: v.to(device) for k, v in self.pipeline.tokenizer(batch.captions).items()}
+        ids = caption_ids(batch.captions).to(device)
+        audio = batch.waveforms.to(device)
+        micro = self.config.micro_batch_size
+        if micro is not None and micro < len(audio):
+            loss = self._gradcache_backward(audio, tokens, ids, micro)
+        else:
+            loss = self._full_batch_backward(audio, tokens, ids)
+        finite = self.world.sum(float(torch.isfinite(loss).item())) == self.world.world_size
+        if finite:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.counters["nonfinite_in_a_row"] = 0
+        else:
+            self.counters["nonfinite_steps"] += 1
+            self.counters["nonfinite_in_a_row"] += 1
+        self.optimizer.zero_grad(set_to_none=True)
+        return {"loss": float(loss.item()), "finite": finite}
+
+    # ---- the loop -----------------------------------------------------------------------------
+    def run(self) -> int:
+        self._prepare_run_dir()
+        previous_handlers = self._install_signal_handlers()
+        from tqdm import tqdm
+
+        bar = tqdm(total=self.total_steps, initial=self.position.step, desc="train", unit="step",
+                   disable=not self.world.is_main, file=sys.stderr, dynamic_ncols=True)
+        started, samples = time.perf_counter(), 0
+        try:
+            while self.position.step < self.total_steps:
+                for batch in self.data.batches(self.position.epoch, self.position.step_in_epoch):
+                    self.schedule.set_step(self.position.step)
+                    result = self.train_step(batch)
+                    self._account(batch, result)
+                    self.position.step += 1
+                    self.position.step_in_epoch += 1
+                    samples += self.config.batch_size
+                    rate = samples / (time.perf_counter() - started)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{result['loss']:.4f}", samples_per_s=f"{rate:.1f}")
+                    self._log_step(result, rate)
+                    done = self.position.step >= self.total_steps
+                    if self.val is not None and (self.position.step % self.config.val_every == 0 or done):
+                        self.validate()
+                    if self._stop_requested() or self.position.step % self.config.save_every == 0 or done:
+                        self.save()
+                    if self._stop_requested():
+                        self._say(f"stopped by signal {self.stop_signal} at step {self.position.step}; checkpoint "
+                                  f"saved, continue with: clapkit train --resume {self.run_dir}")
+                        return 0
+                    if done:
+                        break
+                else:
+                    self.position.epoch += 1
+                    self.position.step_in_epoch = 0
+                    continue
+                break
+        finally:
+            bar.close()
+            self.log.close()
+            for signum, handler in previous_handlers.items():
+                signal.signal(signum, handler)
+        self._save_final()
+        return 0
+
+    def _account(self, batch, result: dict) -> None:
+        read = self.world.sum(len(batch.indices) + len(batch.failures))
+        bad = self.world.sum(len(batch.failures))
+        self.counters["clips"] += int(read)
+        self.counters["bad_clips"] += int(bad)
+        if batch.failures:
+            self.log.write({"kind": "bad_clips", "step": self.position.step, "rank": self.world.rank,
+                            "clips": [{"index": i, "clip": name, "cause": cause} for i, name, cause in batch.failures]})
+        fraction = self.counters["bad_clips"] / max(1, self.counters["clips"])
+        if self.counters["clips"] >= 20 and fraction > self.config.max_bad_fraction:
+            raise TrainError(f"{self.counters['bad_clips']} of {self.counters['clips']} clips could not be read "
+                             f"({fraction:.0%} > --max-bad-fraction {self.config.max_bad_fraction:.0%}); "
+                             f"see the bad_clips lines of {self.run_dir / 'metrics.jsonl'}")
+        if self.counters["nonfinite_in_a_row"] > self.config.max_nonfinite_steps:
+            raise TrainError(f"{self.counters['nonfinite_in_a_row']} non-finite losses in a row at step "
+                             f"{self.position.step + 1}; lower --lr or use --precision fp32 (the last checkpoint is intact)")
+
+    def _log_step(self, result: dict, rate: float) -> None:
+        step = self.position.step
+        if step % self.config.log_every and step != self.total_steps and result["finite"]:
+            return
+        self.log.write({"kind": "train", "step": step, "epoch": self.position.epoch, "loss": result["loss"],
+                        "skipped_nonfinite": not result["finite"], "lr": self.optimizer.param_groups[0]["lr"],
+                        "logit_scale": float(self.model.logit_scale.detach().exp().item()),
+                        "samples_per_s": rate, "bad_clips": self.counters["bad_clips"],
+                        "nonfinite_steps": self.counters["nonfinite_steps"]})
+
+    # ---- validation ---------------------------------------------------------------------------
+    def validate(self) -> dict:
+        """Zero-shot retrieval on ``--val`` through the public pipeline around the live model."""
+        rate, parts, captions = self.model_config.audio.frontend.sample_rate, [], []
+        for batch in self.val.batches():  # first caption of each clip, crops from the start
+            parts.append(self.pipeline.embed_audio(batch.waveforms, sample_rate=rate))
+            captions += batch.captions
+        audio, text = torch.cat(parts), self.pipeline.embed_text(captions)
+        scores = self.pipeline.similarity(audio, text)  # (N, N): clip i's caption is text i
+        n = len(captions)
+        target = torch.arange(n)
+        val_loss = float((nn.functional.cross_entropy(scores, target) + nn.functional.cross_entropy(scores.T, target)) / 2)
+        record = {"kind": "val", "step": self.position.step, "val_loss": val_loss, "clips": n,
+                  "chance_r10": min(1.0, 10 / max(n, 1)),
+                  **recall(scores.T, "t2a"), **recall(scores, "a2t")}
+        self.schedule.validated(val_loss)
+        self.log.write(record)
+        return record
+
+    # ---- checkpoints --------------------------------------------------------------------------
+    def _full_state(self) -> tuple[dict, dict]:
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_state_dict,
+        )
+
+        return get_state_dict(self.model, self.optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+    def save(self) -> Path:
+        model_state, optimizer_state = self._full_state()
+        state = {"position": vars(self.position).copy(), "optimizer": optimizer_state,
+                 "schedule": self.schedule.state_dict(), "scaler": self.scaler.state_dict(),
+                 "counters": dict(self.counters), "world_size": self.world.world_size}
+        return checkpoint.save(self.run_dir, self.position.step, model_state, state, self.world.rank, self.world.barrier)
+
+    def resume(self, folder: Path) -> None:
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            set_state_dict,
+        )
+
+        model_state, state, rng = checkpoint.load(folder, self.world.rank)
+        if state["world_size"] != self.world.world_size:
+            raise TrainError(f"{folder}: saved by {state['world_size']} process(es), resumed by "
+                             f"{self.world.world_size}; exact resumption needs the same number")
+        set_state_dict(self.model, self.optimizer, model_state_dict=model_state, optim_state_dict=state["optimizer"],
+                       options=StateDictOptions(full_state_dict=True))
+        self.schedule.load_state_dict(state["schedule"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.counters.update(state["counters"])
+        self.position = Position(**state["position"])
+        checkpoint.set_rng_state(rng)
+
+    def _prepare_run_dir(self) -> None:
+        found = checkpoint.latest(self.run_dir)
+        if self.config.resume:
+            if found is None:
+                raise TrainError(f"--resume: {self.run_dir} has no complete checkpoint")
+            self.resume(found)
+            self._say(f"resumed from {found} (step {self.position.step}, epoch {self.position.epoch})")
+            return
+        if found is not None or (self.run_dir / "metrics.jsonl").exists():
+            raise UsageError(f"--out: {self.run_dir} already holds a run; continue it with --resume {self.run_dir} "
+                             "or choose another folder")
+        if self.world.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            record = {**self.model_config.to_dict(), "training": self.config.to_dict()}
+            (self.run_dir / "config.json").write_text(json.dumps(record, indent=2) + "\n")
+        self.world.barrier()
+        torch.manual_seed(self.config.seed + self.world.rank)  # dropout differs per rank, as open_clip
+
+    def _save_final(self) -> None:
+        model_state, _ = self._full_state()
+        if self.world.is_main:
+            from safetensors.torch import save_file
+
+            tmp = self.run_dir / ".model.safetensors.tmp"
+            save_file({k: v.contiguous() for k, v in model_state.items()}, str(tmp))
+            tmp.replace(self.run_dir / "model.safetensors")
+            self._say(f"wrote {self.run_dir / 'model.safetensors'}; load it with clapkit.load({str(self.run_dir)!r})")
+
+    # ---- signals and messages -----------------------------------------------------------------
+    def _install_signal_handlers(self) -> dict:
+        """SIGTERM/SIGINT finish the current step, save and exit; returns the handlers they replace."""
+        def handler(signum, frame):
+            self.stop_signal = signum
+
+        return {signum: signal.signal(signum, handler) for signum in (signal.SIGTERM, signal.SIGINT)}
+
+    def _stop_requested(self) -> bool:
+        return self.world.sum(float(self.stop_signal is not None)) > 0
+
+    def _say(self, text: str) -> None:
+        if self.world.is_main:
+            print(f"clapkit train: {text}", file=sys.stderr, flush=True)
+
+
+def recall(scores: torch.Tensor, prefix: str) -> dict[str, float]:
+    """R@1 and R@10 of square ``scores`` whose diagonal holds the matches (rows are queries)."""
+    rank = (scores > scores.diagonal()[:, None]).sum(1)  # how many candidates beat the match
+    return {f"{prefix}_r1": float((rank < 1).float().mean()), f"{prefix}_r10": float((rank < 10).float().mean())}
+
+
+def _chunk_grad(cached: torch.Tensor, chunk: slice, last: bool) -> torch.Tensor:
+    """The loss's gradient for one chunk's output: its rows of a batch output; a shared scalar's
+    (logit scale, bias) whole gradient on the last chunk and zero before (it is counted once)."""
+    grad = cached.grad if cached.grad is not None else torch.zeros_like(cached)
+    if cached.ndim:
+        return grad[chunk]
+    return grad if last else torch.zeros_like(grad)
+
+
+def _batchnorm_stats(model: nn.Module) -> list[tuple[nn.Module, list[torch.Tensor]]]:
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    return [(m, [m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()]) for m in norms]
+
+
+def _restore_batchnorm_stats(saved) -> None:
+    for module, (mean, var, count) in saved:
+        module.running_mean.copy_(mean)
+        module.running_var.copy_(var)
+        module.num_batches_tracked.copy_(count)
+
+
+def _rng_state(device: torch.device):
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def _set_rng_state(state, device: torch.device) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)

@@ -1,0 +1,289 @@
+"""``clapkit train`` end to end on a tiny model: seeded runs are bitwise identical, a SIGKILLed run
+resumes bitwise identical, GradCache and DDP give the full batch's gradients, and every fault
+(non-finite loss, full disk, bad clips, wrong resume) behaves as documented."""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from shared_data import require
+from tiny import write_corpus, write_model_config
+
+import clapkit
+from clapkit.train import checkpoint
+from clapkit.train.config import resolve
+from clapkit.train.distributed import init_world
+from clapkit.train.engine import Trainer
+from clapkit.train.main import main
+
+STEPS = 6
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("corpus")
+    return {"train": write_corpus(folder / "train"), "val": write_corpus(folder / "val", per_label=2, name="val"),
+            "model": write_model_config(folder), "model_dropout": write_model_config_named(folder, 0.3),
+            "tokenizer": str(require("tokenizers", "gpt2"))}
+
+
+def write_model_config_named(folder: Path, dropout: float) -> str:
+    target = folder / f"dropout-{dropout}"
+    target.mkdir()
+    return write_model_config(target, dropout)
+
+
+def args(corpus: dict, out: Path, *extra: str, model: str = "model") -> list[str]:
+    return ["--model", corpus[model], "--train", corpus["train"], "--out", str(out), "--steps", str(STEPS),
+            "--batch-size", "8", "--lr", "3e-3", "--tokenizer", corpus["tokenizer"], "--save-every", "2",
+            "--log-every", "1", *extra]
+
+
+def weights(run: Path) -> bytes:
+    return (run / "model.safetensors").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def reference_run(corpus, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "reference"
+    assert main(args(corpus, run, "--val", corpus["val"], "--val-every", "3")) == 0
+    return run
+
+
+def test_a_run_folder_holds_everything_and_loads(reference_run, corpus):
+    for name in ("config.json", "model.safetensors", "metrics.jsonl", "curves.png", "checkpoints/LATEST"):
+        assert (reference_run / name).exists(), name
+    assert list((reference_run / "tensorboard").iterdir())
+    recorded = json.loads((reference_run / "config.json").read_text())
+    assert recorded["training"]["steps"] == STEPS and recorded["name"] == "tiny-test"
+    records = [json.loads(line) for line in (reference_run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["kind"] == "train"] == list(range(1, STEPS + 1))
+    assert {"t2a_r1", "t2a_r10", "a2t_r1", "a2t_r10", "val_loss"} <= set(next(r for r in records if r["kind"] == "val"))
+    pipeline = clapkit.load(reference_run, tokenizer=corpus["tokenizer"])
+    assert pipeline.embed_text(["a low hum"]).shape == (1, 16)
+
+
+def test_seeded_runs_are_bitwise_identical(reference_run, corpus, tmp_path):
+    assert main(args(corpus, tmp_path / "again", "--val", corpus["val"], "--val-every", "3")) == 0
+    assert weights(tmp_path / "again") == weights(reference_run)
+    assert main(args(corpus, tmp_path / "other-seed", "--seed", "1")) == 0
+    assert weights(tmp_path / "other-seed") != weights(reference_run)
+
+
+def train_process(corpus: dict, run: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "clapkit.train", *args(corpus, run, *extra)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_checkpoint(run: Path, name: str, process: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        pointer = run / "checkpoints" / "LATEST"
+        if pointer.is_file() and pointer.read_text().strip() == name:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{name} did not appear (exit {process.poll()}): {process.stderr.read() if process.poll() is not None else ''}")
+
+
+def sigkill_and_resume(corpus: dict, run: Path, kill_after: list[str]) -> None:
+    for name in kill_after:
+        process = train_process(corpus, run, "--val", corpus["val"], "--val-every", "3",
+                                *(["--resume", str(run)] if (run / "checkpoints").exists() else []))
+        wait_for_checkpoint(run, name, process)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert main(["--resume", str(run)]) == 0
+
+
+def test_a_sigkilled_run_resumes_bitwise_identical(reference_run, corpus, tmp_path):
+    sigkill_and_resume(corpus, tmp_path / "killed", ["step-2"])
+    assert weights(tmp_path / "killed") == weights(reference_run)
+
+
+@pytest.mark.slow
+def test_killed_at_three_points_and_resumed_ends_bitwise_identical(reference_run, corpus, tmp_path):
+    sigkill_and_resume(corpus, tmp_path / "killed3", ["step-2", "step-4", "step-6"])
+    assert weights(tmp_path / "killed3") == weights(reference_run)
+
+
+def test_sigterm_saves_and_exits_cleanly(corpus, tmp_path):
+    run = tmp_path / "terminated"
+    process = train_process(corpus, run, "--save-every", "100")
+    deadline = time.monotonic() + 240
+    while not (run / "metrics.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=240)
+    assert process.returncode == 0 and "checkpoint saved" in err and "--resume" in err
+    assert checkpoint.latest(run) is not None
+
+
+# ---- gradients: GradCache and DDP equal the full batch ------------------------------------------
+
+def trainer(corpus: dict, out: Path, *extra: str, model: str = "model") -> Trainer:
+    from clapkit.train.main import FLAGS
+
+    flags = {"model": corpus[model], "train": [corpus["train"]], "out": str(out), "steps": 2, "batch_size": 8,
+             "tokenizer": corpus["tokenizer"], "batchnorm": "frozen"}
+    for key, value in zip(extra[::2], extra[1::2]):
+        assert key in FLAGS
+        flags[key] = value
+    return Trainer(resolve(flags), init_world("cpu"))
+
+
+def gradients_after(step, trainer: Trainer, batch, rng_seed: int) -> dict[str, torch.Tensor]:
+    trainer.optimizer.zero_grad(set_to_none=True)
+    trainer._set_train_mode()
+    torch.manual_seed(rng_seed)
+    tokens = trainer.pipeline.tokenizer(batch.captions)
+    from clapkit.train.loss import caption_ids
+
+    step(batch.waveforms, tokens, caption_ids(batch.captions))
+    return {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
+
+
+def test_gradcache_equals_the_full_batch_without_dropout(corpus, tmp_path):
+    run = trainer(corpus, tmp_path / "gc", "micro_batch_size", 2)
+    batch = next(run.data.batches(0))
+    full = gradients_after(run._full_batch_backward, run, batch, 0)
+    cached = gradients_after(lambda a, t, i: run._gradcache_backward(a, t, i, 2), run, batch, 0)
+    assert full.keys() == cached.keys() and len(full) == len(list(run.model.parameters()))
+    for name in full:
+        torch.testing.assert_close(cached[name], full[name], rtol=1e-5, atol=1e-5, msg=name)
+
+
+def test_gradcache_replays_dropout_exactly(corpus, tmp_path):
+    """With dropout, chunks draw their masks in another order than one big batch, so the reference
+    is the same chunked forward kept in one graph: GradCache's second pass must reproduce it."""
+    run = trainer(corpus, tmp_path / "gc-dropout", model="model_dropout")
+    batch = next(run.data.batches(0))
+
+    def chunked_in_one_graph(audio, tokens, ids):
+        outs = [run._forward(audio[i:i + 2], {k: v[i:i + 2] for k, v in tokens.items()}) for i in range(0, 8, 2)]
+        merged = {k: torch.cat([o[k] for o in outs]) if outs[0][k].ndim else outs[0][k] for k in outs[0]}
+        run._loss(merged, ids).backward()
+
+    reference = gradients_after(chunked_in_one_graph, run, batch, 3)
+    cached = gradients_after(lambda a, t, i: run._gradcache_backward(a, t, i, 2), run, batch, 3)
+    without_replay = gradients_after(run._full_batch_backward, run, batch, 3)
+    for name in reference:
+        torch.testing.assert_close(cached[name], reference[name], rtol=1e-5, atol=1e-5, msg=name)
+    assert any(not torch.allclose(without_replay[n], reference[n], atol=1e-4) for n in reference)  # dropout acts
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_ddp_ranks_equal_one_process_at_the_same_global_batch(corpus, tmp_path):
+    common = args(corpus, tmp_path / "single", "--batchnorm", "frozen")
+    assert main(common) == 0
+    distributed = args(corpus, tmp_path / "ddp", "--batchnorm", "frozen")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr",
+                           "127.0.0.1", "--master-port", str(free_port()), "-m", "clapkit.train", *distributed],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    single, ddp = load_file(tmp_path / "single" / "model.safetensors"), load_file(tmp_path / "ddp" / "model.safetensors")
+    assert single.keys() == ddp.keys()
+    for name in single:
+        expected, actual = split_key_bias(name, single[name]), split_key_bias(name, ddp[name])
+        torch.testing.assert_close(actual[0], expected[0], rtol=0, atol=1e-6, msg=name)
+        # A key bias has exactly zero gradient (softmax ignores a constant shift), so Adam's update
+        # there is normalised rounding noise: bounded by the learning rate per step, equal in neither run.
+        assert all(abs(d) <= STEPS * 3e-3 for d in (actual[1] - expected[1]).tolist()), name
+
+
+def split_key_bias(name: str, tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(everything but the attention key bias, the key bias)`` of one parameter."""
+    if not name.endswith(("attn.qkv.bias", "attn.c_attn.bias")):
+        return tensor.reshape(-1), tensor.reshape(-1)[:0]
+    query, key, value = tensor.chunk(3)
+    return torch.cat([query, value]), key
+
+
+# ---- faults ----------------------------------------------------------------------------------------
+
+def test_a_non_finite_loss_skips_the_step_and_too_many_stop_the_run(corpus, tmp_path, monkeypatch, capsys):
+    from clapkit.train import engine
+
+    real_loss = engine.Trainer._loss
+    calls = {"n": 0}
+
+    def nan_on_third(self, out, ids):
+        calls["n"] += 1
+        loss = real_loss(self, out, ids)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(engine.Trainer, "_loss", nan_on_third)
+    assert main(args(corpus, tmp_path / "one-nan")) == 0
+    records = [json.loads(line) for line in (tmp_path / "one-nan" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r.get("skipped_nonfinite")] == [3]
+    assert records[-1]["nonfinite_steps"] == 1
+
+    monkeypatch.setattr(engine.Trainer, "_loss", lambda self, out, ids: real_loss(self, out, ids) * float("nan"))
+    assert main(args(corpus, tmp_path / "all-nan", "--max-nonfinite-steps", "2")) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("clapkit train: error: 3 non-finite losses in a row at step 3") and "Traceback" not in err
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so(corpus, tmp_path, monkeypatch, capsys):
+    real_save = torch.save
+    saves = {"n": 0}
+
+    def disk_fills(obj, path, *a, **k):
+        if str(path).endswith("state.pt"):
+            saves["n"] += 1
+            if saves["n"] == 2:
+                raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_save(obj, path, *a, **k)
+
+    monkeypatch.setattr(checkpoint.torch, "save", disk_fills)
+    run = tmp_path / "full-disk"
+    assert main(args(corpus, run)) == 2
+    err = capsys.readouterr().err
+    assert "checkpoint step-4 not saved (No space left on device" in err and "(step-2) is intact" in err
+    assert checkpoint.latest(run).name == "step-2" and not list((run / "checkpoints").glob(".tmp-*"))
+    checkpoint.load(checkpoint.latest(run), 0)  # still complete
+
+
+def test_bad_clips_are_listed_and_too_many_stop_the_run(corpus, tmp_path, capsys):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    lines = Path(corpus["train"]).read_text().splitlines()
+    train_dir = Path(corpus["train"]).parent
+    for line in lines:
+        record = json.loads(line)
+        record["path"] = str(train_dir / record["path"])
+        (folder / "train.jsonl").open("a").write(json.dumps(record) + "\n")
+    (folder / "broken.wav").write_bytes(b"not audio at all")
+    (folder / "train.jsonl").open("a").write(json.dumps({"path": "broken.wav", "captions": ["a broken clip"]}) + "\n")
+    corpus = {**corpus, "train": str(folder / "train.jsonl")}
+    assert main(args(corpus, tmp_path / "some-bad", "--steps", "3")) == 0
+    records = [json.loads(line) for line in (tmp_path / "some-bad" / "metrics.jsonl").read_text().splitlines()]
+    listed = [clip["clip"] for r in records if r["kind"] == "bad_clips" for clip in r["clips"]]
+    assert any("broken.wav" in name for name in listed)
+    assert main(args(corpus, tmp_path / "too-many-bad", "--steps", "12", "--max-bad-fraction", "0")) == 2
+    assert "could not be read" in capsys.readouterr().err
+
+
+def test_a_resume_with_other_options_is_refused(reference_run, corpus, tmp_path, capsys):
+    assert main(["--resume", str(reference_run), "--model", "msclap-2022"]) == 2
+    assert "--model differ from the run's recorded options" in capsys.readouterr().err
+    assert main(args(corpus, reference_run)) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert main(["--resume", str(tmp_path / "nothing-here")]) == 2
+    assert "not a run folder" in capsys.readouterr().err
