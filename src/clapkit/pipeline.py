@@ -62,6 +62,21 @@ def tokenizer_style(text: TextConfig | None) -> str:
     return "msclap-gpt2" if text.pooling == "msclap" else "gpt2"
 
 
+def default_tokenizer(config: ModelConfig) -> str | None:
+    """The config's tokenizer; for a text tower started from an installed package (clapkit-small's
+    all-MiniLM-L6-v2), that package's folder, so that it works offline."""
+    if config.text is None:
+        return config.caption.decoder.tokenizer if config.caption else None
+    init = config.text.init
+    if init is not None and init.package is not None:
+        import importlib.util
+
+        spec = importlib.util.find_spec(init.package)
+        if spec is not None and spec.submodule_search_locations:
+            return str(Path(next(iter(spec.submodule_search_locations))) / init.folder)
+    return config.text.tokenizer
+
+
 def audio_items(audio) -> list:
     """The clips of an ``audio`` argument, by the module's rule (a batch array becomes its rows)."""
     if isinstance(audio, (np.ndarray, torch.Tensor)):
@@ -106,8 +121,7 @@ class ClapPipeline:
         self.policy = policy
         self.msclap_compat = bool(msclap_compat)
         self.rows_per_pass = None if rows_per_pass is None else options.positive_int("rows_per_pass", rows_per_pass)
-        decoder = config.caption.decoder if config.caption else None
-        self._tokenizer_name = tokenizer or (config.text.tokenizer if config.text else decoder and decoder.tokenizer)
+        self._tokenizer_name = tokenizer or default_tokenizer(config)
         self._tokenizer_max_length = config.text.max_length if config.text else None
         self._tokenizer: TextTokenizer | None = None
 

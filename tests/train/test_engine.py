@@ -155,8 +155,8 @@ def gradients_after(step, trainer: Trainer, batch, rng_seed: int) -> dict[str, t
 def test_gradcache_equals_the_full_batch_without_dropout(corpus, tmp_path):
     run = trainer(corpus, tmp_path / "gc", "micro_batch_size", 2)
     batch = next(run.data.batches(0))
-    full = gradients_after(run._full_batch_backward, run, batch, 0)
-    cached = gradients_after(lambda a, t, i: run._gradcache_backward(a, t, i, 2), run, batch, 0)
+    full = gradients_after(run.step.full_batch_backward, run, batch, 0)
+    cached = gradients_after(lambda a, t, i: run.step.gradcache_backward(a, t, i, 2), run, batch, 0)
     assert full.keys() == cached.keys() and len(full) == len(list(run.model.parameters()))
     for name in full:
         torch.testing.assert_close(cached[name], full[name], rtol=1e-5, atol=1e-5, msg=name)
@@ -169,13 +169,13 @@ def test_gradcache_replays_dropout_exactly(corpus, tmp_path):
     batch = next(run.data.batches(0))
 
     def chunked_in_one_graph(audio, tokens, ids):
-        outs = [run._forward(audio[i:i + 2], {k: v[i:i + 2] for k, v in tokens.items()}) for i in range(0, 8, 2)]
+        outs = [run.step.forward(audio[i:i + 2], {k: v[i:i + 2] for k, v in tokens.items()}) for i in range(0, 8, 2)]
         merged = {k: torch.cat([o[k] for o in outs]) if outs[0][k].ndim else outs[0][k] for k in outs[0]}
-        run._loss(merged, ids).backward()
+        run.step.loss(merged, ids).backward()
 
     reference = gradients_after(chunked_in_one_graph, run, batch, 3)
-    cached = gradients_after(lambda a, t, i: run._gradcache_backward(a, t, i, 2), run, batch, 3)
-    without_replay = gradients_after(run._full_batch_backward, run, batch, 3)
+    cached = gradients_after(lambda a, t, i: run.step.gradcache_backward(a, t, i, 2), run, batch, 3)
+    without_replay = gradients_after(run.step.full_batch_backward, run, batch, 3)
     for name in reference:
         torch.testing.assert_close(cached[name], reference[name], rtol=1e-5, atol=1e-5, msg=name)
     assert any(not torch.allclose(without_replay[n], reference[n], atol=1e-4) for n in reference)  # dropout acts
@@ -217,9 +217,9 @@ def split_key_bias(name: str, tensor: torch.Tensor) -> tuple[torch.Tensor, torch
 # ---- faults ----------------------------------------------------------------------------------------
 
 def test_a_non_finite_loss_skips_the_step_and_too_many_stop_the_run(corpus, tmp_path, monkeypatch, capsys):
-    from clapkit.train import engine
+    from clapkit.train.step import ContrastiveStep
 
-    real_loss = engine.Trainer._loss
+    real_loss = ContrastiveStep.loss
     calls = {"n": 0}
 
     def nan_on_third(self, out, ids):
@@ -227,13 +227,13 @@ def test_a_non_finite_loss_skips_the_step_and_too_many_stop_the_run(corpus, tmp_
         loss = real_loss(self, out, ids)
         return loss * float("nan") if calls["n"] == 3 else loss
 
-    monkeypatch.setattr(engine.Trainer, "_loss", nan_on_third)
+    monkeypatch.setattr(ContrastiveStep, "loss", nan_on_third)
     assert main(args(corpus, tmp_path / "one-nan")) == 0
     records = [json.loads(line) for line in (tmp_path / "one-nan" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r.get("skipped_nonfinite")] == [3]
     assert records[-1]["nonfinite_steps"] == 1
 
-    monkeypatch.setattr(engine.Trainer, "_loss", lambda self, out, ids: real_loss(self, out, ids) * float("nan"))
+    monkeypatch.setattr(ContrastiveStep, "loss", lambda self, out, ids: real_loss(self, out, ids) * float("nan"))
     assert main(args(corpus, tmp_path / "all-nan", "--max-nonfinite-steps", "2")) == 2
     err = capsys.readouterr().err
     last = err.strip().splitlines()[-1]

@@ -200,3 +200,19 @@ def test_uncaptioned_clips_are_left_out_of_the_index(tmp_path):
     data = train(manifest)
     assert len(data) == 4 and data.uncaptioned == 1
     assert train_data.index_sources([str(manifest)])[1] == 1
+
+
+def test_a_manifest_split_can_be_selected(tmp_path):
+    import json
+
+    from clapkit.train.data import index_sources
+
+    lines = []
+    for i, split in enumerate(["train", "val", "train"]):
+        sf.write(tmp_path / f"{i}.wav", np.zeros(1600, np.float32), 16000)
+        lines.append(json.dumps({"path": f"{i}.wav", "captions": [f"clip {i}"], "split": split}))
+    (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
+    train, _ = index_sources([f"{tmp_path / 'm.jsonl'}#train"])
+    assert [clip.captions for clip in train] == [("clip 0",), ("clip 2",)]
+    with pytest.raises(UsageError, match="no clip of the manifest has split 'test'"):
+        index_sources([f"{tmp_path / 'm.jsonl'}#test"])

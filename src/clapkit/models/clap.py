@@ -29,14 +29,15 @@ class AudioTower(nn.Module):
 class TextTower(nn.Module):
     """Token ids -> one pooled vector per text.
 
-    ``pooling``: ``"cls"`` (first token, BERT), ``"last"`` (last attended token) or ``"msclap"``:
-    msclap's GPT-2 pools at ``count(ids != 0) - 1``, treating ``'!'`` (id 0) as padding even
-    inside the text. Released msclap weights were trained with that rule, so it is kept for them.
+    ``pooling``: ``"cls"`` (first token, BERT), ``"last"`` (last attended token), ``"mean"`` (mean
+    of the attended tokens, as sentence-transformers) or ``"msclap"``: msclap's GPT-2 pools at
+    ``count(ids != 0) - 1``, treating ``'!'`` (id 0) as padding even inside the text. Released
+    msclap weights were trained with that rule, so it is kept for them.
     """
 
     def __init__(self, encoder: nn.Module, pooling: str) -> None:
         super().__init__()
-        if pooling not in ("cls", "last", "msclap"):
+        if pooling not in ("cls", "last", "mean", "msclap"):
             raise ValueError(f"unknown text pooling {pooling!r}")
         self.encoder = encoder
         self.pooling = pooling
@@ -50,6 +51,9 @@ class TextTower(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra)
+        if self.pooling == "mean":
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1)
         index = self.pool_index(input_ids, attention_mask)
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), index]
 

@@ -41,16 +41,31 @@ class AudioConfig:
 
 
 @dataclass(frozen=True)
+class TextInit:
+    """A pretrained text encoder: a local Hugging Face folder, or an installed Python package that
+    holds one (``package`` + ``folder`` inside it), checked against ``sha256``."""
+
+    name: str
+    licence: str
+    sha256: str | None = None
+    package: str | None = None
+    folder: str = "."
+
+
+@dataclass(frozen=True)
 class TextConfig:
-    """``pooling``: ``cls`` (BERT), ``last`` (last attended token) or ``msclap`` (msclap's GPT-2 rule).
-    ``max_length``: the tokenizer's ``padding="max_length"`` target."""
+    """``pooling``: ``cls`` (BERT), ``last`` (last attended token), ``mean`` (sentence-transformers)
+    or ``msclap`` (msclap's GPT-2 rule). ``max_length``: the tokenizer's ``padding="max_length"``
+    target. ``init``: the pretrained text encoder a fresh model starts from (see
+    ``clapkit.weights.formats.hf_text``), with its expected sha256."""
 
     arch: str
     out_dim: int
     tokenizer: str
-    pooling: Literal["cls", "last", "msclap"]
+    pooling: Literal["cls", "last", "mean", "msclap"]
     max_length: int | None = None
     args: dict[str, Any] = field(default_factory=dict)
+    init: TextInit | None = None
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ class TrainConfig:
     lock_text: bool = False
     lock_audio: bool = False
     tokenizer: str | None = None
+    text_weights: str | None = None               # HF folder for a fresh text tower; "none": random
     resume: str | None = None
     force_resume: bool = False
     max_bad_fraction: float = 0.05                # stop when more of the clips read so far fail

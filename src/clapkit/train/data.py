@@ -86,16 +86,19 @@ class ClipRef:
 
 
 def index_sources(sources: Sequence[str | Path]) -> tuple[list[ClipRef], int]:
-    """``(clips with captions, number of clips without captions)`` of all ``sources``, in order."""
+    """``(clips with captions, number of clips without captions)`` of all ``sources``, in order.
+
+    A manifest may name one split: ``corpus/manifest.jsonl#train`` keeps the clips whose ``split``
+    is ``train``."""
     if isinstance(sources, (str, Path)):
         sources = [sources]
     if not sources:
         raise UsageError("no training data sources given (need manifests or shard patterns)")
     clips: list[ClipRef] = []
     for source in sources:
-        spec = str(source)
+        spec, _, split = str(source).partition("#")
         if spec.lower().endswith(MANIFEST_SUFFIXES):
-            clips += _manifest_clips(Path(spec))
+            clips += _manifest_clips(Path(spec), split or None)
         else:
             for shard in _shard_files(spec):
                 clips += _shard_clips(shard)
@@ -106,9 +109,13 @@ def index_sources(sources: Sequence[str | Path]) -> tuple[list[ClipRef], int]:
     return captioned, len(clips) - len(captioned)
 
 
-def _manifest_clips(manifest: Path) -> list[ClipRef]:
-    return [ClipRef(str(resolve(manifest, clip)), tuple(clip.captions), str(resolve(manifest, clip)))
-            for clip in read_manifest(manifest)]  # ManifestError: missing or malformed
+def _manifest_clips(manifest: Path, split: str | None) -> list[ClipRef]:
+    clips = read_manifest(manifest)  # ManifestError: missing or malformed
+    if split is not None:
+        clips = [clip for clip in clips if clip.split == split]
+        if not clips:
+            raise UsageError(f"{manifest}#{split}: no clip of the manifest has split {split!r}")
+    return [ClipRef(str(resolve(manifest, clip)), tuple(clip.captions), str(resolve(manifest, clip))) for clip in clips]
 
 
 def _shard_files(pattern: str) -> list[Path]:

@@ -3,7 +3,6 @@ micro-batch is smaller than the rank's batch), exact checkpoints, validation thr
 pipeline, and the run's record."""
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
 import sys
@@ -18,17 +17,16 @@ from ..errors import ClapkitError, UsageError
 from ..models.config import ModelConfig, get_config
 from ..models.factory import create_model
 from ..pipeline import ClapPipeline
-from ..weights.loading import load_checkpoint, load_pretrained
+from ..weights.loading import load_checkpoint, load_pretrained, load_state_dict_strict
 from ..weights.registry import PRETRAINED
 from . import checkpoint
 from .config import TrainConfig
 from .data import TrainData, ValData
-from .distributed import World, no_sync, wrap
-from .loss import build_loss, caption_ids
+from .distributed import World, wrap
+from .loss import caption_ids
 from .metrics import RunLog
 from .optim import Schedule, build_optimizer
-
-AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+from .step import ContrastiveStep
 
 
 class TrainError(ClapkitError):
@@ -62,7 +60,22 @@ def build_model(config: TrainConfig) -> tuple[nn.Module, ModelConfig]:
             model.logit_bias = nn.Parameter(torch.full((1,), -10.0))
     if model is None:
         model = create_model(model_config)
+        init_text_tower(model, model_config, config.text_weights)
     return model, model_config
+
+
+def init_text_tower(model: nn.Module, model_config: ModelConfig, text_weights: str | None) -> None:
+    """Start a fresh text tower from a Hugging Face folder: ``text_weights``, else the config's
+    declared init (checked against its sha256); ``"none"`` or neither leaves it random."""
+    from ..weights.formats.hf_text import init_folder, load_text_encoder
+
+    init = model_config.text.init
+    if text_weights == "none" or (text_weights is None and init is None):
+        return
+    folder = Path(text_weights) if text_weights else init_folder(init)
+    sha256 = init.sha256 if init is not None and text_weights is None else None
+    state = load_text_encoder(folder, model_config.text, sha256)
+    load_state_dict_strict(model.text.encoder, state, str(folder))
 
 
 class Trainer:
@@ -82,7 +95,6 @@ class Trainer:
         if config.compile:
             self.wrapped = torch.compile(self.wrapped)
         self.pipeline = ClapPipeline(self.model, self.model_config, config.tokenizer)
-        self.loss_fn = build_loss(config.loss)
         frontend = self.model_config.audio.frontend
         self.data = TrainData(config.train, sample_rate=frontend.sample_rate, clip_samples=self.model_config.clip_samples,
                               global_batch_size=config.batch_size, seed=config.seed, rank=world.rank,
@@ -93,17 +105,18 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, config)
         self.schedule = Schedule(self.optimizer, config, self.total_steps)
         self.scaler = torch.amp.GradScaler(world.device.type, enabled=config.precision == "fp16")
+        self.step = ContrastiveStep(self.model, self.wrapped, config.loss, config.precision, world.device, self.scaler)
         self.position = Position()
         self.counters = {"clips": 0, "bad_clips": 0, "nonfinite_steps": 0, "nonfinite_in_a_row": 0}
         self.log = RunLog(self.run_dir, world.is_main)
 
     # ---- set-up -------------------------------------------------------------------------------
     def _lock_towers(self) -> None:
-        for locked, modules in ((self.config.lock_audio, (self.model.audio, self.model.audio_projection)),
-                                (self.config.lock_text, (self.model.text, self.model.text_projection))):
-            if locked:
-                for module in modules:
-                    module.requires_grad_(False)
+        """LiT-style: a locked tower (encoder) keeps its weights; its projection still learns."""
+        if self.config.lock_audio:
+            self.model.audio.requires_grad_(False)
+        if self.config.lock_text:
+            self.model.text.requires_grad_(False)
 
     def _set_train_mode(self) -> None:
         self.model.train()
@@ -111,10 +124,10 @@ class Trainer:
             for module in self.model.modules():
                 if isinstance(module, nn.modules.batchnorm._BatchNorm):
                     module.eval()
-        if self.config.lock_audio:  # LiT: a locked tower also keeps its dropout and BatchNorm still
-            self.model.audio.eval(), self.model.audio_projection.eval()
+        if self.config.lock_audio:  # a locked tower also keeps its dropout and BatchNorm still
+            self.model.audio.eval()
         if self.config.lock_text:
-            self.model.text.eval(), self.model.text_projection.eval()
+            self.model.text.eval()
 
     def _checkpoint_activations(self) -> None:
         from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
@@ -129,63 +142,13 @@ class Trainer:
         blocks = (SwinTransformerBlock, ConvBlock, Block, BertLayer)
         apply_activation_checkpointing(self.model, check_fn=lambda module: isinstance(module, blocks))
 
-    def _autocast(self):
-        dtype = AUTOCAST[self.config.precision]
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.world.device.type, dtype=dtype)
-
-    # ---- one step -----------------------------------------------------------------------------
-    def _loss(self, out: dict, ids: torch.Tensor) -> torch.Tensor:
-        extra = (out["logit_bias"].float(),) if self.config.loss == "sigmoid" else ()
-        return self.loss_fn(out["audio_features"].float(), out["text_features"].float(), out["logit_scale"].float(),
-                            *extra, caption_ids=ids)
-
-    def _forward(self, audio: torch.Tensor, tokens: dict) -> dict:
-        with self._autocast():
-            return self.wrapped(audio, **tokens)
-
-    def _full_batch_backward(self, audio: torch.Tensor, tokens: dict, ids: torch.Tensor) -> torch.Tensor:
-        loss = self._loss(self._forward(audio, tokens), ids)
-        self.scaler.scale(loss).backward()
-        return loss.detach()
-
-    def _gradcache_backward(self, audio: torch.Tensor, tokens: dict, ids: torch.Tensor, micro: int) -> torch.Tensor:
-        """GradCache: embed the batch in chunks without a graph, take the loss over the whole batch,
-        then re-run each chunk with a graph and back-propagate the cached embedding gradients. The
-        RNG state is replayed per chunk (same dropout); BatchNorm statistics are updated once."""
-        chunks = [slice(i, i + micro) for i in range(0, len(audio), micro)]
-        rng_states, outputs = [], []
-        running_stats = _batchnorm_stats(self.model)
-        with torch.no_grad():
-            for chunk in chunks:
-                rng_states.append(_rng_state(self.world.device))
-                outputs.append(self._forward(audio[chunk], {k: v[chunk] for k, v in tokens.items()}))
-        _restore_batchnorm_stats(running_stats)
-        cached = {key: (torch.cat([o[key] for o in outputs]) if outputs[0][key].ndim else outputs[0][key])
-                  .detach().float().requires_grad_() for key in outputs[0]}
-        loss = self._loss(cached, ids)
-        self.scaler.scale(loss).backward()
-        for i, chunk in enumerate(chunks):
-            last = i == len(chunks) - 1
-            _set_rng_state(rng_states[i], self.world.device)
-            with contextlib.nullcontext() if last else no_sync(self.wrapped):
-                out = self._forward(audio[chunk], {k: v[chunk] for k, v in tokens.items()})
-                grads = [_chunk_grad(cached[key], chunk, last) for key in out]
-                torch.autograd.backward(list(out.values()), [g.to(o.dtype) for g, o in zip(grads, out.values())])
-        return loss.detach()
-
     def train_step(self, batch) -> dict:
         self._set_train_mode()
         device = self.world.device
         tokens = {k: v.to(device) for k, v in self.pipeline.tokenizer(batch.captions).items()}
         ids = caption_ids(batch.captions).to(device)
         audio = batch.waveforms.to(device)
-        micro = self.config.micro_batch_size
-        if micro is not None and micro < len(audio):
-            loss = self._gradcache_backward(audio, tokens, ids, micro)
-        else:
-            loss = self._full_batch_backward(audio, tokens, ids)
+        loss = self.step.backward(audio, tokens, ids, self.config.micro_batch_size)
         finite = self.world.sum(float(torch.isfinite(loss).item())) == self.world.world_size
         if finite:
             self.scaler.step(self.optimizer)
@@ -373,32 +336,3 @@ def recall(scores: torch.Tensor, prefix: str) -> dict[str, float]:
     return {f"{prefix}_r1": float((rank < 1).float().mean()), f"{prefix}_r10": float((rank < 10).float().mean())}
 
 
-def _chunk_grad(cached: torch.Tensor, chunk: slice, last: bool) -> torch.Tensor:
-    """The loss's gradient for one chunk's output: its rows of a batch output; a shared scalar's
-    (logit scale, bias) whole gradient on the last chunk and zero before (it is counted once)."""
-    grad = cached.grad if cached.grad is not None else torch.zeros_like(cached)
-    if cached.ndim:
-        return grad[chunk]
-    return grad if last else torch.zeros_like(grad)
-
-
-def _batchnorm_stats(model: nn.Module) -> list[tuple[nn.Module, list[torch.Tensor]]]:
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    return [(m, [m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()]) for m in norms]
-
-
-def _restore_batchnorm_stats(saved) -> None:
-    for module, (mean, var, count) in saved:
-        module.running_mean.copy_(mean)
-        module.running_var.copy_(var)
-        module.num_batches_tracked.copy_(count)
-
-
-def _rng_state(device: torch.device):
-    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-
-
-def _set_rng_state(state, device: torch.device) -> None:
-    torch.set_rng_state(state[0])
-    if state[1] is not None:
-        torch.cuda.set_rng_state(state[1], device)

@@ -33,6 +33,8 @@ FLAGS = {  # flag -> help; the default and the type come from TrainConfig
     "workers": "data-loading worker processes per rank",
     "lock_text": "freeze the text tower (LiT-style)", "lock_audio": "freeze the audio tower",
     "tokenizer": "tokenizer folder or hub name (default: the model's)",
+    "text_weights": "Hugging Face folder (BertModel/GPT2Model) the fresh text tower starts from; 'none' for random "
+                    "(default: the config's declared init, e.g. all-MiniLM-L6-v2 for clapkit-small)",
     "resume": "continue this run folder from its latest checkpoint, bit for bit",
     "force_resume": "resume even if the model config or the data differ from the run's",
     "max_bad_fraction": "stop when more than this fraction of the clips read cannot be decoded",

@@ -1,0 +1,109 @@
+"""One contrastive batch: forward, loss and backward, whole or in GradCache chunks."""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from .distributed import no_sync
+from .loss import build_loss
+
+AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class ContrastiveStep:
+    """The gradient of the contrastive loss of one batch, accumulated into the model's parameters.
+
+    ``wrapped`` is what runs the forward pass (the model, or its DDP/FSDP wrapper); ``scaler`` is
+    the fp16 gradient scaler (a disabled one otherwise).
+    """
+
+    def __init__(self, model: nn.Module, wrapped: nn.Module, loss: str, precision: str, device: torch.device,
+                 scaler: torch.amp.GradScaler) -> None:
+        self.model, self.wrapped, self.loss_name = model, wrapped, loss
+        self.loss_fn = build_loss(loss)
+        self.precision, self.device, self.scaler = precision, device, scaler
+
+    def backward(self, audio: torch.Tensor, tokens: dict, ids: torch.Tensor, micro: int | None) -> torch.Tensor:
+        """Back-propagate the batch's loss (GradCache when ``micro`` is below the batch); returns the loss."""
+        if micro is not None and micro < len(audio):
+            return self.gradcache_backward(audio, tokens, ids, micro)
+        return self.full_batch_backward(audio, tokens, ids)
+
+    def autocast(self):
+        dtype = AUTOCAST[self.precision]
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
+
+
+    def loss(self, out: dict, ids: torch.Tensor) -> torch.Tensor:
+        extra = (out["logit_bias"].float(),) if self.loss_name == "sigmoid" else ()
+        return self.loss_fn(out["audio_features"].float(), out["text_features"].float(), out["logit_scale"].float(),
+                            *extra, caption_ids=ids)
+
+    def forward(self, audio: torch.Tensor, tokens: dict) -> dict:
+        with self.autocast():
+            return self.wrapped(audio, **tokens)
+
+    def full_batch_backward(self, audio: torch.Tensor, tokens: dict, ids: torch.Tensor) -> torch.Tensor:
+        loss = self.loss(self.forward(audio, tokens), ids)
+        self.scaler.scale(loss).backward()
+        return loss.detach()
+
+    def gradcache_backward(self, audio: torch.Tensor, tokens: dict, ids: torch.Tensor, micro: int) -> torch.Tensor:
+        """GradCache: embed the batch in chunks without a graph, take the loss over the whole batch,
+        then re-run each chunk with a graph and back-propagate the cached embedding gradients. The
+        RNG state is replayed per chunk (same dropout); BatchNorm statistics are updated once."""
+        chunks = [slice(i, i + micro) for i in range(0, len(audio), micro)]
+        rng_states, outputs = [], []
+        running_stats = _batchnorm_stats(self.model)
+        with torch.no_grad():
+            for chunk in chunks:
+                rng_states.append(_rng_state(self.device))
+                outputs.append(self.forward(audio[chunk], {k: v[chunk] for k, v in tokens.items()}))
+        _restore_batchnorm_stats(running_stats)
+        cached = {key: (torch.cat([o[key] for o in outputs]) if outputs[0][key].ndim else outputs[0][key])
+                  .detach().float().requires_grad_() for key in outputs[0]}
+        loss = self.loss(cached, ids)
+        self.scaler.scale(loss).backward()
+        for i, chunk in enumerate(chunks):
+            last = i == len(chunks) - 1
+            _set_rng_state(rng_states[i], self.device)
+            with contextlib.nullcontext() if last else no_sync(self.wrapped):
+                out = self.forward(audio[chunk], {k: v[chunk] for k, v in tokens.items()})
+                grads = [_chunk_grad(cached[key], chunk, last) for key in out]
+                torch.autograd.backward(list(out.values()), [g.to(o.dtype) for g, o in zip(grads, out.values())])
+        return loss.detach()
+
+
+def _chunk_grad(cached: torch.Tensor, chunk: slice, last: bool) -> torch.Tensor:
+    """The loss's gradient for one chunk's output: its rows of a batch output; a shared scalar's
+    (logit scale, bias) whole gradient on the last chunk and zero before (it is counted once)."""
+    grad = cached.grad if cached.grad is not None else torch.zeros_like(cached)
+    if cached.ndim:
+        return grad[chunk]
+    return grad if last else torch.zeros_like(grad)
+
+
+def _batchnorm_stats(model: nn.Module) -> list[tuple[nn.Module, list[torch.Tensor]]]:
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    return [(m, [m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()]) for m in norms]
+
+
+def _restore_batchnorm_stats(saved) -> None:
+    for module, (mean, var, count) in saved:
+        module.running_mean.copy_(mean)
+        module.running_var.copy_(var)
+        module.num_batches_tracked.copy_(count)
+
+
+def _rng_state(device: torch.device):
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def _set_rng_state(state, device: torch.device) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)
