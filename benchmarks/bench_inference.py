@@ -15,12 +15,12 @@ import importlib.util
 import re
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
+from measure import best_of, measured_sgemm_gflops
 from torch.utils.flop_counter import FlopCounterMode
 
 from clapkit.models.factory import create_model, get_config
@@ -32,15 +32,6 @@ from clapkit.weights.loading import load_state_dict_strict
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
-def best_of(fn, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def theoretical_peak_gflops(threads: int) -> tuple[float, str]:
     info = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     mhz = re.search(r"CPU max MHz:\s*([\d.]+)", info) or re.search(r"BogoMIPS:\s*([\d.]+)", info)
@@ -49,12 +40,6 @@ def theoretical_peak_gflops(threads: int) -> tuple[float, str]:
     lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
     per_cycle = lanes * 2 * 2  # two FMA pipes, an FMA = 2 FLOPs
     return threads * ghz * per_cycle, f"{threads} cores x {ghz:.2f} GHz x {per_cycle} FLOP/cycle"
-
-
-def measured_sgemm_gflops(n: int = 2048) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    seconds = best_of(lambda: a @ b, 5)
-    return 2 * n**3 / seconds / 1e9
 
 
 def build_model() -> tuple[torch.nn.Module, dict, str]:

@@ -32,7 +32,7 @@ def write(tmp_path, mutate) -> str:
     (lambda d: d.update(embed_dims=512), "unknown key embed_dims"),
     (lambda d: d["audio"]["frontend"].update(hop=320), "unknown key audio.frontend.hop"),
     (lambda d: d["audio"]["frontend"].update(sample_rate="44100"), "audio.frontend.sample_rate must be a whole number"),
-    (lambda d: d["text"].update(pooling="mean"), "text.pooling must be one of"),
+    (lambda d: d["text"].update(pooling="average"), "text.pooling must be one of"),
     (lambda d: d.update(embed_dim=True), "embed_dim must be a whole number"),
     (lambda d: d["audio"].pop("out_dim"), "missing required key audio.out_dim"),
     (lambda d: d.update(audio=[1]), "audio: expected an object"),
@@ -51,7 +51,7 @@ def test_unknown_architecture_arguments_are_refused_when_building(tmp_path):
 
 
 def test_unknown_names_list_the_known_ones(tmp_path):
-    with pytest.raises(ConfigError, match="unknown model config 'msclap-2099'; known: msclap-2022"):
+    with pytest.raises(ConfigError, match="unknown model config 'msclap-2099'; known: clapkit-small, msclap-2022"):
         get_config("msclap-2099")
     bad = tmp_path / "broken.json"
     bad.write_text("{")

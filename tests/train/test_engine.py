@@ -287,3 +287,78 @@ def test_a_resume_with_other_options_is_refused(reference_run, corpus, tmp_path,
     assert "already holds a run" in capsys.readouterr().err
     assert main(["--resume", str(tmp_path / "nothing-here")]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+# ---- options ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains_with_finite_losses(corpus, tmp_path, precision):
+    run = tmp_path / precision
+    assert main(args(corpus, run, "--precision", precision, "--steps", "3")) == 0
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if r["kind"] == "train"]
+    assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
+    assert load_file(run / "model.safetensors")["audio_projection.linear1.weight"].dtype == torch.float32
+
+
+def test_activation_checkpointing_keeps_the_gradients(corpus, tmp_path):
+    plain = trainer(corpus, tmp_path / "plain")
+    recomputed = trainer(corpus, tmp_path / "recomputed", "grad_checkpointing", True)
+    batch = next(plain.data.batches(0))
+    expected = gradients_after(plain.step.full_batch_backward, plain, batch, 0)
+    actual = gradients_after(recomputed.step.full_batch_backward, recomputed, batch, 0)
+    assert {n.replace("._checkpoint_wrapped_module", "") for n in actual} == set(expected)
+    for name, grad in actual.items():
+        torch.testing.assert_close(grad, expected[name.replace("._checkpoint_wrapped_module", "")], rtol=1e-5, atol=1e-6)
+
+
+def test_locked_text_tower_keeps_its_weights(corpus, tmp_path):
+    run = tmp_path / "lit"
+    assert main(args(corpus, run, "--lock-text", "--steps", "2")) == 0
+    before = trainer(corpus, tmp_path / "fresh").model.state_dict()  # the same seed: the same initial weights
+    after = load_file(run / "model.safetensors")
+    assert all(torch.equal(after[k], before[k]) for k in after if k.startswith("text.encoder."))
+    assert not torch.equal(after["text_projection.linear1.weight"], before["text_projection.linear1.weight"])
+    assert not torch.equal(after["audio_projection.linear1.weight"], before["audio_projection.linear1.weight"])
+
+
+def test_a_config_file_and_the_paper_preset_resolve_with_flags_winning(corpus, tmp_path):
+    path = tmp_path / "train.yaml"
+    path.write_text(f"model: {corpus['model']}\ntrain: [{corpus['train']}]\nsteps: 9\nlr: 0.01\n")
+    config = resolve({"out": str(tmp_path / "r"), "lr": 0.02}, config_file=str(path))
+    assert (config.steps, config.lr, config.model) == (9, 0.02, corpus["model"])
+    paper = resolve({"out": "r", "train": ["t.jsonl"], "val": ["v.jsonl"], "epochs": 1}, preset="paper")
+    assert (paper.optimizer, paper.lr, paper.schedule, paper.plateau_factor, paper.plateau_patience, paper.batch_size) \
+        == ("adam", 1e-3, "plateau", 0.1, 15, 1536)
+    path.write_text("stepz: 9\n")
+    with pytest.raises(clapkit.ClapkitError, match=r"train.yaml: unknown key stepz"):
+        resolve({"out": "r"}, config_file=str(path))
+
+
+def test_fine_tuning_starts_from_pretrained_weights(reference_run, corpus, tmp_path):
+    run = tmp_path / "finetuned"
+    assert main(["--pretrained", str(reference_run), *args(corpus, run, "--steps", "1", "--lr", "1e-6")[2:]]) == 0
+    start, tuned = load_file(reference_run / "model.safetensors"), load_file(run / "model.safetensors")
+    assert max((tuned[k] - start[k]).abs().max().item() for k in start if "running_" not in k and start[k].is_floating_point()) < 1e-4
+
+
+def test_fsdp2_ranks_train_like_one_process(corpus, tmp_path):
+    single = tmp_path / "single"
+    assert main(args(corpus, single, "--batchnorm", "frozen", "--steps", "3")) == 0
+    sharded = args(corpus, tmp_path / "fsdp", "--batchnorm", "frozen", "--steps", "3", "--distributed", "fsdp",
+                   "--val", corpus["val"], "--val-every", "3")
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr",
+                           "127.0.0.1", "--master-port", str(free_port()), "-m", "clapkit.train", *sharded],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    expected, actual = load_file(single / "model.safetensors"), load_file(tmp_path / "fsdp" / "model.safetensors")
+    for name in expected:
+        ours, theirs = split_key_bias(name, actual[name]), split_key_bias(name, expected[name])
+        torch.testing.assert_close(ours[0], theirs[0], rtol=0, atol=1e-6, msg=name)
+    records = [json.loads(line) for line in (tmp_path / "fsdp" / "metrics.jsonl").read_text().splitlines()]
+    assert any(r["kind"] == "val" for r in records)  # validation ran through the pipeline on the sharded model
+
+
+@pytest.mark.slow
+def test_compiled_model_trains(corpus, tmp_path):
+    assert main(args(corpus, tmp_path / "compiled", "--compile", "--steps", "2")) == 0

@@ -30,6 +30,14 @@ class World:
         if self.distributed:
             dist.barrier()
 
+    def gather(self, value: object) -> list:
+        """Every rank's ``value`` (picklable), in rank order."""
+        if not self.distributed:
+            return [value]
+        out = [None] * self.world_size
+        dist.all_gather_object(out, value)
+        return out
+
     def sum(self, value: float) -> float:
         """``value`` summed over ranks (a float64 all-reduce)."""
         if not self.distributed:

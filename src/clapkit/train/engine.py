@@ -3,6 +3,7 @@ micro-batch is smaller than the rank's batch), exact checkpoints, validation thr
 pipeline, and the run's record."""
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -99,8 +100,9 @@ class Trainer:
         self.data = TrainData(config.train, sample_rate=frontend.sample_rate, clip_samples=self.model_config.clip_samples,
                               global_batch_size=config.batch_size, seed=config.seed, rank=world.rank,
                               world_size=world.world_size, workers=config.workers)
-        self.val = ValData(config.val, sample_rate=frontend.sample_rate,
-                           clip_samples=self.model_config.clip_samples) if config.val else None
+        # Each --val source is its own retrieval set, reported under its name.
+        self.vals = {source: ValData([source], sample_rate=frontend.sample_rate,
+                                     clip_samples=self.model_config.clip_samples) for source in config.val}
         self.total_steps = config.steps or config.epochs * self.data.steps_per_epoch
         self.optimizer = build_optimizer(self.model, config)
         self.schedule = Schedule(self.optimizer, config, self.total_steps)
@@ -183,7 +185,7 @@ class Trainer:
                     bar.set_postfix(loss=f"{result['loss']:.4f}", samples_per_s=f"{rate:.1f}")
                     self._log_step(result, rate)
                     done = self.position.step >= self.total_steps
-                    if self.val is not None and (self.position.step % self.config.val_every == 0 or done):
+                    if self.vals and (self.position.step % self.config.val_every == 0 or done):
                         self.validate()
                     if self._stop_requested() or self.position.step % self.config.save_every == 0 or done:
                         self.save()
@@ -211,9 +213,10 @@ class Trainer:
         bad = self.world.sum(len(batch.failures))
         self.counters["clips"] += int(read)
         self.counters["bad_clips"] += int(bad)
-        if batch.failures:
-            self.log.write({"kind": "bad_clips", "step": self.position.step, "rank": self.world.rank,
-                            "clips": [{"index": i, "clip": name, "cause": cause} for i, name, cause in batch.failures]})
+        if bad:
+            failures = [failure for rank_failures in self.world.gather(batch.failures) for failure in rank_failures]
+            self.log.write({"kind": "bad_clips", "step": self.position.step + 1,
+                            "clips": [{"index": i, "clip": name, "cause": cause} for i, name, cause in failures]})
         fraction = self.counters["bad_clips"] / max(1, self.counters["clips"])
         if self.counters["clips"] >= 20 and fraction > self.config.max_bad_fraction:
             raise TrainError(f"{self.counters['bad_clips']} of {self.counters['clips']} clips could not be read "
@@ -229,28 +232,23 @@ class Trainer:
             return
         self.log.write({"kind": "train", "step": step, "epoch": self.position.epoch, "loss": result["loss"],
                         "skipped_nonfinite": not result["finite"], "lr": self.optimizer.param_groups[0]["lr"],
-                        "logit_scale": float(self.model.logit_scale.detach().exp().item()),
+                        "logit_scale": float(full(self.model.logit_scale).detach().exp().item()),
                         "samples_per_s": rate, "bad_clips": self.counters["bad_clips"],
                         "nonfinite_steps": self.counters["nonfinite_steps"]})
 
     # ---- validation ---------------------------------------------------------------------------
-    def validate(self) -> dict:
-        """Zero-shot retrieval on ``--val`` through the public pipeline around the live model."""
-        rate, parts, captions = self.model_config.audio.frontend.sample_rate, [], []
-        for batch in self.val.batches():  # first caption of each clip, crops from the start
-            parts.append(self.pipeline.embed_audio(batch.waveforms, sample_rate=rate))
-            captions += batch.captions
-        audio, text = torch.cat(parts), self.pipeline.embed_text(captions)
-        scores = self.pipeline.similarity(audio, text)  # (N, N): clip i's caption is text i
-        n = len(captions)
-        target = torch.arange(n)
-        val_loss = float((nn.functional.cross_entropy(scores, target) + nn.functional.cross_entropy(scores.T, target)) / 2)
-        record = {"kind": "val", "step": self.position.step, "val_loss": val_loss, "clips": n,
-                  "chance_r10": min(1.0, 10 / max(n, 1)),
-                  **recall(scores.T, "t2a"), **recall(scores, "a2t")}
-        self.schedule.validated(val_loss)
-        self.log.write(record)
-        return record
+    def validate(self) -> list[dict]:
+        """Zero-shot retrieval on each ``--val`` set through the public pipeline around the live model;
+        the plateau schedule follows the mean validation loss."""
+        records = []
+        with unsharded(self.model):
+            for name, val in self.vals.items():
+                record = retrieval(self.pipeline, val, self.model_config.audio.frontend.sample_rate)
+                records.append({"kind": "val", "set": name, "step": self.position.step, **record})
+        self.schedule.validated(sum(r["val_loss"] for r in records) / len(records))
+        for record in records:
+            self.log.write(record)
+        return records
 
     # ---- checkpoints --------------------------------------------------------------------------
     def _full_state(self) -> tuple[dict, dict]:
@@ -328,6 +326,40 @@ class Trainer:
     def _say(self, text: str) -> None:
         if self.world.is_main:
             print(f"clapkit train: {text}", file=sys.stderr, flush=True)
+
+
+def retrieval(pipeline: ClapPipeline, val: ValData, sample_rate: int) -> dict[str, float]:
+    """Text→audio and audio→text R@1/R@10 and the symmetric contrastive loss over a validation set
+    (each clip's first caption is its query; crops from the start)."""
+    parts, captions = [], []
+    for batch in val.batches():
+        parts.append(pipeline.embed_audio(batch.waveforms, sample_rate=sample_rate))
+        captions += batch.captions
+    audio, text = torch.cat(parts), pipeline.embed_text(captions)
+    scores = pipeline.similarity(audio, text)  # (N, N): clip i's caption is text i
+    n, target = len(captions), torch.arange(len(captions))
+    loss = (nn.functional.cross_entropy(scores, target) + nn.functional.cross_entropy(scores.T, target)) / 2
+    return {"val_loss": float(loss), "clips": n, "chance_r1": 1 / n, "chance_r10": min(1.0, 10 / n),
+            **recall(scores.T, "t2a"), **recall(scores, "a2t")}
+
+
+def full(parameter: torch.Tensor) -> torch.Tensor:
+    """A parameter's whole value, FSDP2's sharded DTensors gathered (a collective: every rank calls it)."""
+    return parameter.full_tensor() if hasattr(parameter, "full_tensor") else parameter
+
+
+@contextlib.contextmanager
+def unsharded(model: nn.Module):
+    """FSDP2 gathers the root's parameters only around ``forward``; the pipeline calls
+    ``encode_audio``/``encode_text``, so gather them for the validation's duration."""
+    if not hasattr(model, "unshard"):
+        yield
+        return
+    model.unshard()
+    try:
+        yield
+    finally:
+        model.reshard()
 
 
 def recall(scores: torch.Tensor, prefix: str) -> dict[str, float]:

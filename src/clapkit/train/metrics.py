@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+from ..errors import UsageError
+
 
 class RunLog:
     """Rank 0's record of a run; appends, so a resumed run continues the same files."""
@@ -14,8 +16,11 @@ class RunLog:
         self.run_dir, self.enabled = run_dir, enabled
         self.writer = None
         if enabled:
-            from torch.utils.tensorboard import SummaryWriter
-
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise UsageError("training records TensorBoard events: pip install 'clapkit[train]' "
+                                 "(tensorboard, matplotlib)") from None
             self.writer = SummaryWriter(str(run_dir / "tensorboard"))
 
     def write(self, record: dict) -> None:
@@ -52,22 +57,25 @@ def plot_curves(metrics_path: Path, out: Path) -> None:
     records = read_metrics(metrics_path)
     train = [r for r in records if r.get("kind") == "train"]
     val = [r for r in records if r.get("kind") == "val"]
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
-    panels = [(axes[0, 0], train, ["loss"], "training loss"), (axes[0, 1], train, ["lr"], "learning rate"),
-              (axes[1, 0], train, ["logit_scale"], "logit scale"),
-              (axes[1, 1], val, ["t2a_r1", "t2a_r10", "a2t_r1", "a2t_r10"], "validation retrieval")]
-    for ax, rows, keys, title in panels:
-        for key in keys:
-            points = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
-            if points:
-                ax.plot(*zip(*points), marker="." if len(points) < 50 else None, label=key)
-        chance = [r["chance_r10"] for r in rows if "chance_r10" in r]
-        if chance:
-            ax.axhline(chance[-1], color="grey", linestyle=":", label="R@10 by chance")
+    fig, axes = plt.subplots(2, 2, figsize=(12, 7.5))
+    for ax, key, title in ((axes[0, 0], "loss", "training loss"), (axes[0, 1], "lr", "learning rate"),
+                           (axes[1, 0], "logit_scale", "logit scale")):
+        points = [(r["step"], r[key]) for r in train if isinstance(r.get(key), (int, float))]
+        if points:
+            ax.plot(*zip(*points))
         ax.set_title(title)
         ax.set_xlabel("step")
-        if len(keys) > 1 and rows:
-            ax.legend()
+    ax = axes[1, 1]
+    for name in dict.fromkeys(r.get("set", "val") for r in val):
+        rows = [r for r in val if r.get("set", "val") == name]
+        short = Path(name.split("#")[0]).parent.name + ("#" + name.split("#")[1] if "#" in name else "")
+        for key, style in (("t2a_r10", "-"), ("a2t_r10", "--"), ("t2a_r1", ":")):
+            line, = ax.plot([r["step"] for r in rows], [r[key] for r in rows], style, marker=".", label=f"{short} {key}")
+        ax.axhline(rows[-1]["chance_r10"], color=line.get_color(), linewidth=0.8, alpha=0.5)
+    ax.set_title("validation retrieval (thin lines: R@10 by chance)")
+    ax.set_xlabel("step")
+    if val:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
