@@ -170,36 +170,18 @@ class Trainer:
 
         bar = tqdm(total=self.total_steps, initial=self.position.step, desc="train", unit="step",
                    disable=not self.world.is_main, file=sys.stderr, dynamic_ncols=True)
-        started, samples = time.perf_counter(), 0
+        self._started, self._samples = time.perf_counter(), 0
         try:
             while self.position.step < self.total_steps:
                 for batch in self.data.batches(self.position.epoch, self.position.step_in_epoch):
-                    self.schedule.set_step(self.position.step)
-                    result = self.train_step(batch)
-                    self._account(batch, result)
-                    self.position.step += 1
-                    self.position.step_in_epoch += 1
-                    samples += self.config.batch_size
-                    rate = samples / (time.perf_counter() - started)
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{result['loss']:.4f}", samples_per_s=f"{rate:.1f}")
-                    self._log_step(result, rate)
-                    done = self.position.step >= self.total_steps
-                    if self.vals and (self.position.step % self.config.val_every == 0 or done):
-                        self.validate()
-                    if self._stop_requested() or self.position.step % self.config.save_every == 0 or done:
-                        self.save()
-                    if self._stop_requested():
+                    if self._advance(batch, bar):
                         self._say(f"stopped by signal {self.stop_signal} at step {self.position.step}; checkpoint "
                                   f"saved, continue with: clapkit train --resume {self.run_dir}")
                         return 0
-                    if done:
+                    if self.position.step >= self.total_steps:
                         break
-                else:
-                    self.position.epoch += 1
-                    self.position.step_in_epoch = 0
-                    continue
-                break
+                else:  # the epoch's data ran out
+                    self.position.epoch, self.position.step_in_epoch = self.position.epoch + 1, 0
         finally:
             bar.close()
             self.log.close()
@@ -207,6 +189,27 @@ class Trainer:
                 signal.signal(signum, handler)
         self._save_final()
         return 0
+
+    def _advance(self, batch, bar) -> bool:
+        """One optimizer step and what follows it (log, validation, checkpoint); True when a signal
+        asked the run to stop (the checkpoint is then saved)."""
+        self.schedule.set_step(self.position.step)
+        result = self.train_step(batch)
+        self._account(batch, result)
+        self.position.step += 1
+        self.position.step_in_epoch += 1
+        self._samples += self.config.batch_size
+        rate = self._samples / (time.perf_counter() - self._started)
+        bar.update(1)
+        bar.set_postfix(loss=f"{result['loss']:.4f}", samples_per_s=f"{rate:.1f}")
+        self._log_step(result, rate)
+        done = self.position.step >= self.total_steps
+        if self.vals and (self.position.step % self.config.val_every == 0 or done):
+            self.validate()
+        stop = self._stop_requested()
+        if stop or self.position.step % self.config.save_every == 0 or done:
+            self.save()
+        return stop
 
     def _account(self, batch, result: dict) -> None:
         read = self.world.sum(len(batch.indices) + len(batch.failures))

@@ -68,7 +68,7 @@ def plot_curves(metrics_path: Path, out: Path) -> None:
     ax = axes[1, 1]
     for name in dict.fromkeys(r.get("set", "val") for r in val):
         rows = [r for r in val if r.get("set", "val") == name]
-        short = Path(name.split("#")[0]).parent.name + ("#" + name.split("#")[1] if "#" in name else "")
+        short = name.split("#")[1] if "#" in name else Path(name).stem  # a split's name, or the file's
         for key, style in (("t2a_r10", "-"), ("a2t_r10", "--"), ("t2a_r1", ":")):
             line, = ax.plot([r["step"] for r in rows], [r[key] for r in rows], style, marker=".", label=f"{short} {key}")
         ax.axhline(rows[-1]["chance_r10"], color=line.get_color(), linewidth=0.8, alpha=0.5)
