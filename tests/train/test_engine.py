@@ -283,8 +283,10 @@ def test_bad_clips_are_listed_and_too_many_stop_the_run(corpus, tmp_path, capsys
 def test_a_resume_with_other_options_is_refused(reference_run, corpus, tmp_path, capsys):
     assert main(["--resume", str(reference_run), "--model", "msclap-2022"]) == 2
     assert "--model differ from the run's recorded options" in capsys.readouterr().err
+    events = sorted((reference_run / "tensorboard").iterdir())
     assert main(args(corpus, reference_run)) == 2
     assert "already holds a run" in capsys.readouterr().err
+    assert sorted((reference_run / "tensorboard").iterdir()) == events  # the refused run wrote nothing there
     assert main(["--resume", str(tmp_path / "nothing-here")]) == 2
     assert "not a run folder" in capsys.readouterr().err
 

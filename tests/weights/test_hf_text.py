@@ -8,7 +8,7 @@ from transformers import BertConfig, BertModel, GPT2Config, GPT2Model
 
 from clapkit.errors import WeightsError
 from clapkit.models.config import TextConfig, get_config
-from clapkit.models.factory import create_model
+from clapkit.models.factory import build_module, create_model
 from clapkit.weights.formats.hf_text import init_folder, load_text_encoder
 from clapkit.weights.loading import load_state_dict_strict
 
@@ -29,33 +29,19 @@ def tokens():
     return ids, mask
 
 
-def test_a_bert_folder_gives_transformers_hidden_states(tmp_path):
+@pytest.mark.parametrize("arch,hf_model,hf_config,args,pooling", [
+    ("bert", BertModel, BertConfig, BERT_ARGS, "mean"), ("gpt2", GPT2Model, GPT2Config, GPT2_ARGS, "last")])
+def test_a_hugging_face_folder_gives_transformers_hidden_states(tmp_path, arch, hf_model, hf_config, args, pooling):
     torch.manual_seed(0)
-    reference = BertModel(BertConfig(**BERT_ARGS)).eval()
-    folder = save_hf(tmp_path / "bert", reference)
-    text = TextConfig(arch="bert", out_dim=32, tokenizer="x", pooling="mean", args=BERT_ARGS)
-    from clapkit.models.bert import Bert
-
-    ours = Bert(**BERT_ARGS).eval()
+    reference = hf_model(hf_config(**args)).eval()
+    folder = save_hf(tmp_path / arch, reference)
+    text = TextConfig(arch=arch, out_dim=32, tokenizer="x", pooling=pooling, args=args)
+    ours = build_module(arch, args, "text").eval()
     load_state_dict_strict(ours, load_text_encoder(folder, text), folder)
     ids, mask = tokens()
     with torch.no_grad():
         expected = reference(input_ids=ids, attention_mask=mask).last_hidden_state
-        assert torch.allclose(ours(ids, mask), expected, atol=1e-5)
-
-
-def test_a_gpt2_folder_gives_transformers_hidden_states(tmp_path):
-    torch.manual_seed(0)
-    reference = GPT2Model(GPT2Config(**GPT2_ARGS)).eval()
-    folder = save_hf(tmp_path / "gpt2", reference)
-    text = TextConfig(arch="gpt2", out_dim=32, tokenizer="x", pooling="last", args=GPT2_ARGS)
-    from clapkit.models.gpt2 import GPT2
-
-    ours = GPT2(**GPT2_ARGS).eval()
-    load_state_dict_strict(ours, load_text_encoder(folder, text), folder)
-    ids, _ = tokens()
-    with torch.no_grad():
-        assert torch.allclose(ours(ids), reference(input_ids=ids).last_hidden_state, atol=1e-5)
+        assert torch.allclose(ours(input_ids=ids, attention_mask=mask), expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("change,cause", [({"arch": "gpt2"}, "a 'bert' model, but the text tower is 'gpt2'"),

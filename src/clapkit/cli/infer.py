@@ -6,6 +6,7 @@ imported only inside the handlers, so ``--help`` and option errors answer at onc
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import stat
@@ -90,7 +91,7 @@ def _is_dir(path: str, problems: list[tuple[str, str]]) -> bool:
     try:
         return stat.S_ISDIR(os.stat(path).st_mode)
     except OSError as e:
-        if os.path.islink(path) and e.errno == 40:  # ELOOP
+        if os.path.islink(path) and e.errno == errno.ELOOP:
             problems.append((path, f"{path}: symbolic link loop"))
         return False
 

@@ -110,7 +110,7 @@ class Trainer:
         self.step = ContrastiveStep(self.model, self.wrapped, config.loss, config.precision, world.device, self.scaler)
         self.position = Position()
         self.counters = {"clips": 0, "bad_clips": 0, "nonfinite_steps": 0, "nonfinite_in_a_row": 0}
-        self.log = RunLog(self.run_dir, world.is_main)
+        self.log: RunLog | None = None  # opened by run(), once the run folder is known to be this run's
 
     # ---- set-up -------------------------------------------------------------------------------
     def _lock_towers(self) -> None:
@@ -165,6 +165,7 @@ class Trainer:
     # ---- the loop -----------------------------------------------------------------------------
     def run(self) -> int:
         self._prepare_run_dir()
+        self.log = RunLog(self.run_dir, self.world.is_main)
         previous_handlers = self._install_signal_handlers()
         from tqdm import tqdm
 

@@ -37,7 +37,6 @@ class ContrastiveStep:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=dtype)
 
-
     def loss(self, out: dict, ids: torch.Tensor) -> torch.Tensor:
         extra = (out["logit_bias"].float(),) if self.loss_name == "sigmoid" else ()
         return self.loss_fn(out["audio_features"].float(), out["text_features"].float(), out["logit_scale"].float(),
