@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from . import options
-from .audio import POLICIES, AudioError, LogMel, describe, iter_windows
+from .audio import AudioError, LogMel, describe, iter_windows
 from .errors import UsageError
 from .models.config import ModelConfig, TextConfig, list_configs
 from .models.htsat import rows_per_pass
@@ -57,8 +57,8 @@ def tokenizer_style(text: TextConfig | None) -> str:
     """The tokenizer rule a text tower (or, for None, a GPT-2 decoder) was trained with."""
     if text is None:
         return "gpt2"
-    if text.arch == "bert":
-        return "bert"
+    if text.arch in ("bert", "roberta"):
+        return text.arch
     return "msclap-gpt2" if text.pooling == "msclap" else "gpt2"
 
 
@@ -98,14 +98,17 @@ class ClapPipeline:
     """A CLAP model with its tokenizer and audio settings. Build it with :func:`load`.
 
     Audio of any length, rate and channel count is accepted: it is mixed to mono (or concatenated
-    like msclap with ``msclap_compat=True``), resampled to the model's rate, tiled when shorter than
-    the model's clip and cut into sliding windows (hop ``hop_seconds``) when longer; window
-    embeddings are averaged. Deterministic and independent of batch composition.
+    like msclap with ``msclap_compat=True``), resampled to the model's rate, filled as the model was
+    trained (tiled for msclap, tiled and padded for LAION) when shorter than the model's clip and,
+    when longer, cut by ``policy``: ``"sliding"`` windows (hop ``hop_seconds``) whose embeddings are
+    averaged, the ``"start"`` or ``"center"`` window, or, for LAION's fusion models (their default),
+    ``"fusion"``: the whole clip and three crops at its start, middle and end, fused by the model.
+    Deterministic and independent of batch composition.
     ``rows_per_pass`` is a CPU speed knob for HTSAT (tokens per pass through a Swin block).
     """
 
     def __init__(self, model: torch.nn.Module, config: ModelConfig, tokenizer: str | None = None, *,
-                 msclap_compat: bool = False, hop_seconds: float | None = None, policy: str = "sliding",
+                 msclap_compat: bool = False, hop_seconds: float | None = None, policy: str | None = None,
                  rows_per_pass: int | None = 4096) -> None:
         self.model = model
         self.config = config
@@ -116,14 +119,24 @@ class ClapPipeline:
         if hop_seconds is not None:
             hop_seconds = options.hop_seconds("hop_seconds", hop_seconds, clip_seconds)
         self.hop_samples = max(1, round(hop_seconds * self.sample_rate)) if hop_seconds else None
-        if policy not in POLICIES or policy == "random":
-            raise UsageError(f"policy: {policy!r} is not an inference policy; choose sliding, start or center")
-        self.policy = policy
+        self.policy = self._check_policy(policy, config)
+        self.fill = config.audio.frontend.short_clip
         self.msclap_compat = bool(msclap_compat)
         self.rows_per_pass = None if rows_per_pass is None else options.positive_int("rows_per_pass", rows_per_pass)
         self._tokenizer_name = tokenizer or default_tokenizer(config)
         self._tokenizer_max_length = config.text.max_length if config.text else None
         self._tokenizer: TextTokenizer | None = None
+
+    @staticmethod
+    def _check_policy(policy: str | None, config: ModelConfig) -> str:
+        fusion = config.audio.fusion
+        if policy is None:
+            return "fusion" if fusion else "sliding"
+        known = ("sliding", "start", "center", "fusion") if fusion else ("sliding", "start", "center")
+        if policy not in known:
+            note = "" if policy != "fusion" else f" ({config.name} has no feature fusion)"
+            raise UsageError(f"policy: {policy!r} is not an inference policy for this model{note}; choose {', '.join(known)}")
+        return policy
 
     @property
     def device(self) -> torch.device:
@@ -156,16 +169,26 @@ class ClapPipeline:
         # ``sample_rate`` describes the arrays of a mixed list; files carry their own rate.
         source_rate, name = (sample_rate, f"{describe(item)} #{index}") if is_array else (None, None)
         try:
-            yield from iter_windows(item, self.sample_rate, self.clip_samples, policy=self.policy,
-                                    hop_samples=self.hop_samples, source_rate=source_rate,
+            yield from iter_windows(item, self.sample_rate, self.clip_samples,
+                                    policy="whole" if self.policy == "fusion" else self.policy,
+                                    hop_samples=self.hop_samples, fill=self.fill, source_rate=source_rate,
                                     msclap_compat=self.msclap_compat, name=name)
         except AudioError as e:
             yield e
 
     def _encode_windows(self, windows: list[np.ndarray]) -> torch.Tensor:
-        batch = torch.from_numpy(np.stack(windows)).to(self.device)
-        with self._inference():
-            return self.model.encode_audio(batch).float().cpu()
+        """Embeddings of windows, in order; windows of one length share a forward pass (they differ
+        only under the fusion policy, where a longer clip comes whole)."""
+        out: list[torch.Tensor | None] = [None] * len(windows)
+        by_length: dict[int, list[int]] = {}
+        for i, window in enumerate(windows):
+            by_length.setdefault(len(window), []).append(i)
+        for indices in by_length.values():
+            batch = torch.from_numpy(np.stack([windows[i] for i in indices])).to(self.device)
+            with self._inference():
+                for i, row in zip(indices, self.model.encode_audio(batch).float().cpu()):
+                    out[i] = row
+        return torch.stack(out)
 
     def iter_audio_embeddings(self, audio: Iterable, *, sample_rate: int | None = None, batch_size: int = 32,
                               normalize: bool = True, windows: str = "mean") -> Iterator[tuple[int, torch.Tensor | AudioError]]:

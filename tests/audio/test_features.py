@@ -25,3 +25,15 @@ def test_logmel_matches_golden(version):
     golden = parity_golden(version)["audio_logmel"]
     assert logmel.shape == golden.shape
     assert np.abs(logmel.numpy() - golden).max() <= parity_atol(version, "audio_logmel")
+
+
+@pytest.mark.parametrize("scale,norm", [("slaney", "slaney"), ("htk", None)])
+def test_filterbanks_match_transformers(scale, norm):
+    """Both banks CLAP models use: librosa's Slaney (msclap, LAION unfused) and torchaudio's HTK
+    without norm (LAION fusion), as transformers' ClapFeatureExtractor builds them."""
+    from transformers.audio_utils import mel_filter_bank
+
+    theirs = mel_filter_bank(num_frequency_bins=513, num_mel_filters=64, min_frequency=50, max_frequency=14000,
+                             sampling_rate=48000, norm=norm, mel_scale=scale)
+    ours = mel_filterbank(48000, 1024, 64, 50, 14000, scale=scale, norm=norm)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-7)

@@ -12,6 +12,7 @@ import clapkit.audio.io as audio_io
 from clapkit.audio import (
     POLICIES,
     AudioError,
+    fill,
     fit_length,
     iter_windows,
     load_audio,
@@ -190,3 +191,27 @@ def test_hour_long_stereo_file_streams_in_bounded_memory(tmp_path):
     tracemalloc.stop()
     assert count == math.ceil(3600 / 7)
     assert peak < 4 * clip * 4 + 8 * audio_io.BLOCK_FRAMES * 2 * 4  # ~10 MB, vs 1.4 GB decoded whole
+
+
+# --- LAION's filling and whole clips -------------------------------------------------------------
+
+
+def test_repeatpad_repeats_whole_copies_then_pads_with_silence():
+    wave = np.arange(1, 4, dtype=np.float32)
+    assert fill(wave, 8, "repeatpad").tolist() == [1, 2, 3, 1, 2, 3, 0, 0]
+    assert fill(wave, 8, "pad").tolist() == [1, 2, 3, 0, 0, 0, 0, 0]
+    assert fill(wave, 8, "repeat").tolist() == [1, 2, 3, 1, 2, 3, 1, 2]
+    assert fit_length(wave, 8, "sliding", fill="repeatpad")[0].tolist() == [1, 2, 3, 1, 2, 3, 0, 0]
+
+
+def test_whole_policy_keeps_a_long_clip_whole_and_fills_a_short_one(tmp_path):
+    assert fit_length(RAMP, 10, "whole").shape == (1, 25)
+    assert fit_length(RAMP[:4], 10, "whole", fill="pad")[0].tolist() == [0, 1, 2, 3, 0, 0, 0, 0, 0, 0]
+    path = noise_file(tmp_path / "long.wav", 1.5, rate=8000, channels=1)
+    streamed = list(iter_windows(str(path), 8000, 8000, policy="whole"))
+    assert len(streamed) == 1 and len(streamed[0]) == 12000
+
+
+def test_an_unknown_fill_is_refused():
+    with pytest.raises(ValueError, match="unknown fill 'zeros'"):
+        fit_length(RAMP, 10, fill="zeros")

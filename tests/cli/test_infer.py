@@ -2,6 +2,7 @@
 non-zero exit, JSON lines, and one-line errors for set-up mistakes."""
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -107,7 +108,7 @@ def test_bad_option_values_are_refused_before_any_work(audio_dir, option, value,
 @pytest.mark.parametrize("extra,cause", [
     (["--device", "bogus"], "device: unknown device 'bogus'"),
     (["--device", "cuda:7"], "device: cuda:7 requested"),
-    (["--variant", "bogus"], "variant: unknown 'bogus'; known: clapkit-small, msclap-2022"),
+    (["--variant", "bogus"], "variant: unknown 'bogus'; known: clapkit-small, laion-htsat-base"),
 ])
 def test_bad_set_up_is_one_line(audio_dir, model_args, extra, cause, capsys):
     assert main(["classify", str(audio_dir), "--labels", "dog", *model_args, *extra]) == 2
@@ -185,10 +186,14 @@ def test_models_reports_every_place_load_looks(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    block_2022 = out.split("msclap-2022")[1].split("msclap-clapcap")[0]
-    assert f"ready: {snapshot / 'CLAP_weights_2022.pth'}" in block_2022
-    assert str(tmp_path / "home" / "CLAP_weights_2022.pth") in block_2022 and "then the Hub" in block_2022
-    assert "not present" in out.split("msclap-2022")[0]
+    blocks = {block.split("\t", 1)[0]: block for block in re.split(r"\n(?=\S)", out)}
+    assert f"ready: {snapshot / 'CLAP_weights_2022.pth'}" in blocks["msclap-2022"]
+    assert str(tmp_path / "home" / "CLAP_weights_2022.pth") in blocks["msclap-2022"] and "then the Hub" in blocks["msclap-2022"]
+    assert "not present" in blocks["msclap-2023"] and "licence: MIT" in blocks["msclap-2023"]
+    fused = blocks["laion/clap-htsat-fused"]  # a Hugging Face folder: looked for as a folder
+    assert str(tmp_path / "home" / "clap-htsat-fused") in fused and "licence: Apache-2.0" in fused
+    assert "architecture: laion-htsat-tiny-fusion" in blocks["laion-630k-fusion"]
+    assert len(blocks) == 15
 
 
 def patched_wav(path, offset: int, value: int, size: int = 2) -> None:

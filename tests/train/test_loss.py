@@ -41,9 +41,10 @@ def cosines(audio: torch.Tensor, text: torch.Tensor) -> list[list[float]]:
     return [[sum(x * y for x, y in zip(ai, tj)) for tj in t] for ai in a]
 
 
-def reference_clip(audio, text, scale: float, ids=None) -> float:
+def reference_clip(audio, text, scale: float, ids=None, text_scale: float | None = None) -> float:
     """Cross-entropy written out: row i's softmax runs over its own pair and every j whose caption
-    differs; the two directions averaged."""
+    differs; the two directions averaged (text->audio scaled by ``text_scale`` when given)."""
+    text_scale = scale if text_scale is None else text_scale
     cos = cosines(audio, text)
     n = len(cos)
     ids = list(range(n)) if ids is None else list(ids)
@@ -55,7 +56,7 @@ def reference_clip(audio, text, scale: float, ids=None) -> float:
             total += -logit(i, i) + math.log(sum(math.exp(logit(i, j)) for j in columns))
         return total / n
 
-    return (direction(lambda i, j: scale * cos[i][j]) + direction(lambda i, j: scale * cos[j][i])) / 2
+    return (direction(lambda i, j: scale * cos[i][j]) + direction(lambda i, j: text_scale * cos[j][i])) / 2
 
 
 def reference_siglip(audio, text, scale: float, bias: float, ids=None) -> float:
@@ -85,6 +86,14 @@ def test_clip_loss_is_the_symmetric_cross_entropy():
     # Symmetric: swapping the sides gives the same loss; the features need no normalising first.
     swapped = ClipLoss()(3 * text, 0.5 * audio, torch.tensor(7.0, dtype=torch.float64))
     torch.testing.assert_close(swapped, loss, rtol=1e-12, atol=0)
+
+
+def test_a_second_logit_scale_scales_the_text_to_audio_direction():
+    audio, text = batch()
+    loss = ClipLoss()(audio, text, torch.tensor(7.0, dtype=torch.float64),
+                      logit_scale_text=torch.tensor(3.0, dtype=torch.float64))
+    assert loss.item() == pytest.approx(reference_clip(audio, text, 7.0, text_scale=3.0), rel=1e-12)
+    assert loss.item() != pytest.approx(reference_clip(audio, text, 7.0), rel=1e-6)
 
 
 def test_clip_loss_gradients_pass_gradcheck():

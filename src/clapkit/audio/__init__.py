@@ -10,7 +10,7 @@ _EXPORTS = {
     "LogMel": "features", "mel_filterbank": "features",
     "AudioError": "io", "AudioInfo": "io", "AudioSource": "io", "TruncatedAudioWarning": "io", "audio_info": "io",
     "describe": "io", "load_audio": "io", "read_audio": "io", "stream_audio": "io",
-    "POLICIES": "windows", "fit_length": "windows", "iter_windows": "windows", "tile": "windows",
+    "POLICIES": "windows", "FILLS": "windows", "fill": "windows", "fit_length": "windows", "iter_windows": "windows", "tile": "windows",
     "AUDIO_SUFFIXES": "formats",
 }
 __all__ = sorted(_EXPORTS)

@@ -1,7 +1,9 @@
 """Fit audio of any length to the model's clip length of N samples (7 s or 5 s at 44.1 kHz).
 
-A clip of at most N samples is tiled exactly as msclap does, ``x.repeat(ceil(N / len))[:N]``,
-whatever the policy (one window). A longer clip (length L) is cut by a policy:
+A clip of at most N samples is filled to N, whatever the policy (one window): by default tiled
+exactly as msclap does, ``x.repeat(ceil(N / len))[:N]`` (``fill="repeat"``); LAION's
+``"repeatpad"`` tiles it only as many whole times as fit and pads the rest with zeros; ``"pad"``
+only pads. A longer clip (length L) is cut by a policy:
 
 - ``"sliding"`` (default): every window ``[k·hop, k·hop + N)`` that fits, then, if audio is left
   after the last of them, one more window aligned to the end, ``[L - N, L)``, which overlaps the
@@ -12,6 +14,8 @@ whatever the policy (one window). A longer clip (length L) is cut by a policy:
 - ``"random"``: ``[s, s + N)`` with ``s`` uniform in ``[0, L - N]``, drawn from ``rng``: a seed,
   a ``numpy.random.Generator`` or a ``torch.Generator``; None draws fresh entropy. A seed gives
   the same crop on every call; pass a generator to get a new crop per call (training).
+- ``"whole"``: the whole clip as one window of length L (for models that take any length, such as
+  LAION's fusion models); clips up to N are filled as above.
 
 ``fit_length`` works on a waveform in memory. ``iter_windows`` decodes a source (see
 ``clapkit.audio.io``) and yields the same windows; for files it streams, holding about
@@ -30,7 +34,8 @@ import torch
 
 from .io import AudioSource, load_audio, stream_audio
 
-POLICIES = ("sliding", "center", "start", "random")
+POLICIES = ("sliding", "center", "start", "random", "whole")
+FILLS = ("repeat", "repeatpad", "pad")
 Rng = Union[int, np.random.Generator, torch.Generator, None]
 
 
@@ -39,41 +44,54 @@ def tile(wave: np.ndarray, clip_samples: int) -> np.ndarray:
     return np.tile(wave, -(-clip_samples // len(wave)))[:clip_samples]
 
 
+def fill(wave: np.ndarray, clip_samples: int, mode: str = "repeat") -> np.ndarray:
+    """A clip of at most N samples brought to N: ``repeat`` (:func:`tile`), ``repeatpad`` (whole
+    repeats, then zeros, as LAION) or ``pad`` (zeros)."""
+    if mode == "repeat":
+        return tile(wave, clip_samples)
+    if mode == "repeatpad":
+        wave = np.tile(wave, clip_samples // len(wave))
+    return np.pad(wave, (0, clip_samples - len(wave)))
+
+
 def fit_length(wave: np.ndarray, clip_samples: int, policy: str = "sliding", *,
-               hop_samples: int | None = None, rng: Rng = None) -> np.ndarray:
-    """Windows of a 1-D waveform, ``(num_windows, clip_samples)`` float32 (one row unless sliding)."""
-    _check_policy(clip_samples, policy, hop_samples, rng)
+               hop_samples: int | None = None, rng: Rng = None, fill: str = "repeat") -> np.ndarray:
+    """Windows of a 1-D waveform, ``(num_windows, clip_samples)`` float32 (one row unless sliding;
+    for ``"whole"``, one row of the clip's own length when it is longer)."""
+    _check_policy(clip_samples, policy, hop_samples, rng, fill)
     wave = np.asarray(wave, dtype=np.float32)
     if wave.ndim != 1 or not len(wave):
         raise ValueError(f"fit_length needs a non-empty 1-D waveform, got shape {wave.shape}")
-    windows = _windows(lambda: _once(wave), clip_samples, policy, hop_samples, rng, len(wave))
+    windows = _windows(lambda: _once(wave), clip_samples, policy, hop_samples, rng, len(wave), fill)
     return np.stack(list(windows))
 
 
 def iter_windows(source: AudioSource, sample_rate: int, clip_samples: int, *, policy: str = "sliding",
                  hop_samples: int | None = None, source_rate: int | None = None, msclap_compat: bool = False,
-                 rng: Rng = None, name: str | None = None) -> Iterator[np.ndarray]:
+                 rng: Rng = None, name: str | None = None, fill: str = "repeat") -> Iterator[np.ndarray]:
     """Decode ``source`` (see ``load_audio`` for the arguments) and yield ``(clip_samples,)`` float32
     windows one at a time, equal to ``fit_length(load_audio(source, ...), ...)``'s rows.
 
     File sources are streamed: decoding errors are raised while iterating.
     """
-    _check_policy(clip_samples, policy, hop_samples, rng)
+    _check_policy(clip_samples, policy, hop_samples, rng, fill)
     if isinstance(source, (np.ndarray, torch.Tensor)):
         wave = load_audio(source, sample_rate, source_rate=source_rate, msclap_compat=msclap_compat, name=name)
-        return _windows(lambda: _once(wave), clip_samples, policy, hop_samples, rng, len(wave))
+        return _windows(lambda: _once(wave), clip_samples, policy, hop_samples, rng, len(wave), fill)
 
     def chunks() -> Iterator[np.ndarray]:
         return stream_audio(source, sample_rate, source_rate=source_rate, msclap_compat=msclap_compat, name=name)
 
-    return _windows(chunks, clip_samples, policy, hop_samples, rng, None)
+    return _windows(chunks, clip_samples, policy, hop_samples, rng, None, fill)
 
 
 def _once(wave: np.ndarray) -> Iterator[np.ndarray]:
     yield wave  # a generator, so that it can be closed like a file stream
 
 
-def _check_policy(clip_samples: int, policy: str, hop_samples: int | None, rng: Rng) -> None:
+def _check_policy(clip_samples: int, policy: str, hop_samples: int | None, rng: Rng, fill: str) -> None:
+    if fill not in FILLS:
+        raise ValueError(f"unknown fill {fill!r}; choose one of {', '.join(FILLS)}")
     if policy not in POLICIES:
         raise ValueError(f"unknown length policy {policy!r}; choose one of {', '.join(POLICIES)}")
     if not _positive_int(clip_samples):
@@ -89,16 +107,21 @@ def _positive_int(value: object) -> bool:
 
 
 def _windows(chunks: Callable[[], Iterator[np.ndarray]], clip_samples: int, policy: str,
-             hop_samples: int | None, rng: Rng, length: int | None) -> Iterator[np.ndarray]:
+             hop_samples: int | None, rng: Rng, length: int | None, fill_mode: str) -> Iterator[np.ndarray]:
     """The policy's windows of the signal that ``chunks()`` yields (``length`` if already known)."""
     if policy == "sliding":
-        yield from _sliding(chunks(), clip_samples, hop_samples or clip_samples)
+        yield from _sliding(chunks(), clip_samples, hop_samples or clip_samples, fill_mode)
+        return
+    if policy == "whole":
+        with closing(chunks()) as parts:
+            wave = np.concatenate(list(parts))
+        yield wave if len(wave) >= clip_samples else fill(wave, clip_samples, fill_mode)
         return
     if length is None and policy != "start":
         with closing(chunks()) as counting:
             length = sum(len(chunk) for chunk in counting)
     start = 0 if policy == "start" or length <= clip_samples else _crop_start(policy, length - clip_samples, rng)
-    yield _crop(chunks(), clip_samples, start)
+    yield _crop(chunks(), clip_samples, start, fill_mode)
 
 
 def _crop_start(policy: str, slack: int, rng: Rng) -> int:
@@ -109,8 +132,8 @@ def _crop_start(policy: str, slack: int, rng: Rng) -> int:
     return int(np.random.default_rng(rng).integers(slack + 1))
 
 
-def _crop(chunks: Iterator[np.ndarray], clip_samples: int, start: int) -> np.ndarray:
-    """Samples ``[start, start + N)``, reading no further; the tiled clip if the signal is shorter."""
+def _crop(chunks: Iterator[np.ndarray], clip_samples: int, start: int, fill_mode: str) -> np.ndarray:
+    """Samples ``[start, start + N)``, reading no further; the filled clip if the signal is shorter."""
     end, seen, pieces = start + clip_samples, 0, []
     with closing(chunks):
         for chunk in chunks:
@@ -120,10 +143,10 @@ def _crop(chunks: Iterator[np.ndarray], clip_samples: int, start: int) -> np.nda
             if seen >= end:
                 break
     wave = np.concatenate(pieces)
-    return wave if len(wave) == clip_samples else tile(wave, clip_samples)
+    return wave if len(wave) == clip_samples else fill(wave, clip_samples, fill_mode)
 
 
-def _sliding(chunks: Iterator[np.ndarray], clip_samples: int, hop: int) -> Iterator[np.ndarray]:
+def _sliding(chunks: Iterator[np.ndarray], clip_samples: int, hop: int, fill_mode: str) -> Iterator[np.ndarray]:
     """Sliding windows plus an end-aligned last window, keeping only the samples still needed."""
     buffer, offset = np.zeros(0, np.float32), 0  # buffer[0] is sample number `offset`
     next_start = covered = total = 0
@@ -136,6 +159,6 @@ def _sliding(chunks: Iterator[np.ndarray], clip_samples: int, hop: int) -> Itera
         keep = max(min(next_start, total - clip_samples), offset)  # the end window may need the last N
         buffer, offset = buffer[keep - offset:], keep
     if total < clip_samples:
-        yield tile(buffer, clip_samples)
+        yield fill(buffer, clip_samples, fill_mode)
     elif covered < total:
         yield buffer[len(buffer) - clip_samples:].copy()

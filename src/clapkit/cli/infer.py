@@ -224,7 +224,8 @@ def cmd_caption(args) -> int:
 
 
 def cmd_models(args) -> int:
-    """Every registered model, each place ``load`` looks for it (in order) and what is there."""
+    """Every registered model: its architecture, licence and source, each place ``load`` looks for
+    it (in order) and what is there."""
     from ..hub import hub_reachable
     from ..weights.loading import hub_cached
     from ..weights.registry import PRETRAINED, download_hint, local_candidates
@@ -232,10 +233,14 @@ def cmd_models(args) -> int:
     hub = "reachable" if hub_reachable() else "unreachable (offline)"
     for spec in PRETRAINED.values():
         cached = hub_cached(spec)
-        places = [(str(path), path.is_file()) for path in local_candidates(spec)]
+        places = [(str(path), (path / "config.json").is_file() if spec.is_folder else path.is_file())
+                  for path in local_candidates(spec)]
         places.append((str(cached) if cached else f"Hugging Face cache: {spec.hub_repo}/{spec.filename}", cached is not None))
         found = next((where for where, present in places if present), None)
+        architecture = spec.config or "read from the folder's config.json"
         print(f"{spec.name}\t{spec.description}")
+        print(f"\tarchitecture: {architecture}; format: {spec.checkpoint_format}; licence: {spec.licence}")
+        print(f"\tsource: {spec.source}; sha256: {spec.sha256 or 'not pinned'}")
         print(f"\t{'ready: ' + found if found else 'not present; ' + download_hint(spec)}")
         for where, present in places:
             print(f"\t  {'found ' if present else 'absent'}  {where}")

@@ -1,7 +1,9 @@
-"""BERT encoder (msclap 2022's text tower), with Hugging Face ``BertModel`` parameter names.
+"""BERT encoder (msclap 2022's text tower) and, by configuration, RoBERTa (LAION-CLAP's), with
+Hugging Face ``BertModel`` / ``RobertaModel`` parameter names.
 
-Self-contained: the names match ``transformers.BertModel`` so released weights (``caption_encoder.base.*``)
-load by prefix, but nothing here depends on transformers.
+Self-contained: the names match transformers so released weights (``caption_encoder.base.*``,
+``text_branch.*``) load by prefix, but nothing here depends on transformers. RoBERTa is BERT with
+position ids that skip padding (``pad_token_id``), one token type and BERT's pooler.
 """
 from __future__ import annotations
 
@@ -16,16 +18,24 @@ class BertEmbeddings(nn.Module):
     """Word + learned absolute position + token type embeddings, then LayerNorm."""
 
     def __init__(self, vocab_size: int, hidden_size: int, max_position_embeddings: int, type_vocab_size: int,
-                 layer_norm_eps: float, dropout: float) -> None:
+                 layer_norm_eps: float, dropout: float, pad_token_id: int | None = None) -> None:
         super().__init__()
+        self.pad_token_id = pad_token_id
         self.word_embeddings = nn.Embedding(vocab_size, hidden_size)
         self.position_embeddings = nn.Embedding(max_position_embeddings, hidden_size)
         self.token_type_embeddings = nn.Embedding(type_vocab_size, hidden_size)
         self.LayerNorm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
         self.dropout = nn.Dropout(dropout)
 
+    def positions(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """BERT: 0, 1, 2, …; RoBERTa: pad_token_id + 1, + 2, … over the non-pad tokens, pad_token_id on pads."""
+        if self.pad_token_id is None:
+            return torch.arange(input_ids.shape[1], device=input_ids.device)
+        real = input_ids.ne(self.pad_token_id).long()
+        return real.cumsum(1) * real + self.pad_token_id
+
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
-        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        positions = self.positions(input_ids)
         x = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)
         x = x + self.position_embeddings(positions)
         return self.dropout(self.LayerNorm(x))
@@ -113,22 +123,37 @@ class BertEncoder(nn.Module):
         return hidden
 
 
-class Bert(nn.Module):
-    """BERT encoder: token ids -> last hidden state (B, L, hidden_size).
+class BertPooler(nn.Module):
+    """BERT's pooled output: ``tanh(dense(h[:, 0]))``."""
 
-    No pooler: msclap pools ``h[:, 0]`` without BERT's ``tanh(dense(·))``, so a pooler would be a
-    parameter with no gradient path (released checkpoints' ``pooler.*`` keys are dropped on load)."""
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, hidden_size)
+
+    def forward(self, first_token: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(first_token))
+
+
+class Bert(nn.Module):
+    """BERT (or RoBERTa) encoder: token ids -> last hidden state (B, L, hidden_size).
+
+    ``add_pooler`` builds BERT's pooler for text towers that pool with it (LAION's RoBERTa). msclap
+    pools ``h[:, 0]`` without it, so there it is not built: it would be a parameter with no gradient
+    path (released checkpoints' ``pooler.*`` keys are dropped on load). ``pad_token_id`` switches to
+    RoBERTa's position ids."""
 
     def __init__(self, vocab_size: int = 30522, hidden_size: int = 768, num_hidden_layers: int = 12,
                  num_attention_heads: int = 12, intermediate_size: int = 3072, max_position_embeddings: int = 512,
                  type_vocab_size: int = 2, layer_norm_eps: float = 1e-12, hidden_dropout_prob: float = 0.1,
-                 attention_probs_dropout_prob: float = 0.1) -> None:
+                 attention_probs_dropout_prob: float = 0.1, pad_token_id: int | None = None,
+                 add_pooler: bool = False) -> None:
         super().__init__()
         self.embeddings = BertEmbeddings(vocab_size, hidden_size, max_position_embeddings, type_vocab_size,
-                                         layer_norm_eps, hidden_dropout_prob)
+                                         layer_norm_eps, hidden_dropout_prob, pad_token_id)
         self.encoder = BertEncoder(num_hidden_layers, hidden_size=hidden_size, num_heads=num_attention_heads,
                                    intermediate_size=intermediate_size, layer_norm_eps=layer_norm_eps,
                                    hidden_dropout=hidden_dropout_prob, attention_dropout=attention_probs_dropout_prob)
+        self.pooler = BertPooler(hidden_size) if add_pooler else None
 
     def _check_input(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                      token_type_ids: torch.Tensor) -> None:
@@ -138,8 +163,10 @@ class Bert(nn.Module):
             if tensor.shape != input_ids.shape:
                 raise ValueError(f"{name} shape {tuple(tensor.shape)} differs from input_ids {tuple(input_ids.shape)}")
         max_length = self.embeddings.position_embeddings.num_embeddings
+        if self.embeddings.pad_token_id is not None:
+            max_length -= self.embeddings.pad_token_id + 1  # RoBERTa's positions start after the pad id
         if input_ids.shape[1] > max_length:
-            raise ValueError(f"input_ids has {input_ids.shape[1]} tokens; BERT takes at most {max_length}")
+            raise ValueError(f"input_ids has {input_ids.shape[1]} tokens; this encoder takes at most {max_length}")
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 token_type_ids: torch.Tensor | None = None) -> torch.Tensor:

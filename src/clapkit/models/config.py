@@ -20,7 +20,11 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 @dataclass(frozen=True)
 class FrontendConfig:
     """Waveform -> log-mel. ``mel_sample_rate``: the rate the mel bank was designed for (msclap's
-    HTSAT applies a 32 kHz bank to 44.1 kHz audio); the audio's own rate when omitted."""
+    HTSAT applies a 32 kHz bank to 44.1 kHz audio); the audio's own rate when omitted.
+    ``mel_scale`` / ``mel_norm``: librosa's Slaney bank (msclap, LAION unfused) or torchaudio's HTK
+    bank without norm (LAION fusion). ``short_clip``: how a clip shorter than ``clip_seconds`` is
+    filled: ``repeat`` tiles it and cuts (msclap), ``repeatpad`` tiles it whole as often as it fits
+    and pads the rest with silence (LAION), ``pad`` only pads."""
 
     sample_rate: int
     clip_seconds: float
@@ -30,14 +34,22 @@ class FrontendConfig:
     fmin: float = 50.0
     fmax: float = 14000.0
     mel_sample_rate: int | None = None
+    mel_scale: Literal["slaney", "htk"] = "slaney"
+    mel_norm: Literal["slaney"] | None = "slaney"
+    short_clip: Literal["repeat", "repeatpad", "pad"] = "repeat"
 
 
 @dataclass(frozen=True)
 class AudioConfig:
+    """``fusion``: LAION's feature fusion for clips longer than ``clip_seconds`` (the encoder is built
+    with ``enable_fusion``): the whole clip's mel, shrunk to the window, plus three window-long crops
+    at the start, middle and end."""
+
     arch: str
     out_dim: int
     frontend: FrontendConfig
     args: dict[str, Any] = field(default_factory=dict)
+    fusion: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,7 +74,7 @@ class TextConfig:
     arch: str
     out_dim: int
     tokenizer: str
-    pooling: Literal["cls", "last", "mean", "msclap"]
+    pooling: Literal["cls", "last", "mean", "msclap", "pooler"]
     max_length: int | None = None
     args: dict[str, Any] = field(default_factory=dict)
     init: TextInit | None = None
@@ -90,7 +102,11 @@ class CaptionConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """A whole model: audio tower, optional text tower, projections into ``embed_dim``, optional captioner."""
+    """A whole model: audio tower, optional text tower, projections into ``embed_dim``, optional captioner.
+
+    ``projection``: msclap's (Linear, GELU, Linear, residual, LayerNorm) or LAION's ``mlp`` (Linear,
+    ReLU, Linear). ``text_logit_scale``: a second learnt scale for the text->audio logits, as LAION's
+    ``logit_scale_t`` (``logit_scale`` then scales audio->text)."""
 
     name: str
     audio: AudioConfig
@@ -99,7 +115,9 @@ class ModelConfig:
     caption: CaptionConfig | None = None
     description: str = ""
     projection_dropout: float = 0.5
+    projection: Literal["msclap", "mlp"] = "msclap"
     init_logit_bias: float | None = None  # builds the learnt bias of the sigmoid loss (-10 as SigLIP)
+    text_logit_scale: bool = False  # LAION's second scale, for the text->audio direction
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

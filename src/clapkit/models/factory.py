@@ -21,6 +21,7 @@ ARCHITECTURES = {
     "gpt2": ("clapkit.models.gpt2", "GPT2"),
     "gpt2-lm": ("clapkit.models.gpt2", "GPT2LMHead"),
     "bert": ("clapkit.models.bert", "Bert"),
+    "roberta": ("clapkit.models.bert", "Bert"),  # RoBERTa is BERT configured (pad_token_id, add_pooler)
 }
 
 
@@ -40,19 +41,23 @@ def build_module(arch: str, args: dict, where: str) -> nn.Module:
 def build_frontend(frontend: FrontendConfig) -> LogMel:
     return LogMel(n_fft=frontend.n_fft, hop_length=frontend.hop_length, n_mels=frontend.n_mels,
                   mel_sample_rate=frontend.mel_sample_rate or frontend.sample_rate,
-                  fmin=frontend.fmin, fmax=frontend.fmax)
+                  fmin=frontend.fmin, fmax=frontend.fmax, mel_scale=frontend.mel_scale, mel_norm=frontend.mel_norm)
 
 
 def create_model(config: ModelConfig | str | Path) -> nn.Module:
     """Build a freshly initialised model (CLAP, or ClapCap when the config has ``caption``)."""
     if not isinstance(config, ModelConfig):
         config = get_config(config)
-    audio = AudioTower(build_frontend(config.audio.frontend), build_module(config.audio.arch, config.audio.args, "audio"))
+    frontend = build_frontend(config.audio.frontend)
+    encoder_args = dict(config.audio.args, enable_fusion=True) if config.audio.fusion else config.audio.args
+    fusion_frames = frontend.num_frames(config.clip_samples) if config.audio.fusion else None
+    audio = AudioTower(frontend, build_module(config.audio.arch, encoder_args, "audio"), fusion_frames)
     text = None
     if config.text is not None:
         text = TextTower(build_module(config.text.arch, config.text.args, "text"), config.text.pooling)
     clap = CLAP(audio, text, config.audio.out_dim, config.text.out_dim if text else 0,
-                config.embed_dim, config.projection_dropout, config.init_logit_bias)
+                config.embed_dim, config.projection_dropout, config.init_logit_bias,
+                config.projection, config.text_logit_scale)
     if config.caption is None:
         return clap
     from .clapcap import ClapCap

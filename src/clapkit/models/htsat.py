@@ -49,17 +49,58 @@ class Mlp(nn.Module):
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
 
 
-class PatchEmbed(nn.Module):
-    """(B, 1, H, W) image -> (B, H/stride * W/stride, dim) tokens in row-major grid order."""
+class AttentionalFeatureFusion(nn.Module):
+    """LAION's 2-D attentional feature fusion (Dai et al., 2021): a sigmoid gate from local (1×1
+    convolutions) and global (pooled) attention mixes two feature maps, ``2·x·g + 2·y·(1 − g)``."""
 
-    def __init__(self, patch_size: int, patch_stride: tuple[int, int], in_chans: int, dim: int) -> None:
+    def __init__(self, channels: int, ratio: int = 4) -> None:
+        super().__init__()
+        inner = channels // ratio
+
+        def bottleneck(*first: nn.Module) -> nn.Sequential:
+            return nn.Sequential(*first, nn.Conv2d(channels, inner, 1), nn.BatchNorm2d(inner), nn.ReLU(),
+                                 nn.Conv2d(inner, channels, 1), nn.BatchNorm2d(channels))
+
+        self.local_att = bottleneck()
+        self.global_att = bottleneck(nn.AdaptiveAvgPool2d(1))
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        both = x + residual
+        gate = torch.sigmoid(self.local_att(both) + self.global_att(both))
+        return 2 * x * gate + 2 * residual * (1 - gate)
+
+
+class PatchEmbed(nn.Module):
+    """(B, C, H, W) image -> (B, H/stride * W/stride, dim) tokens in row-major grid order, from channel 0.
+
+    With ``fusion`` (LAION), channels 1–3 of the clips marked ``is_longer`` are three crops: each is
+    embedded by ``mel_conv2d`` (3× the stride along time), the three laid side by side along time,
+    and fused into channel 0's patches by attentional feature fusion.
+    """
+
+    def __init__(self, patch_size: int, patch_stride: tuple[int, int], in_chans: int, dim: int,
+                 fusion: bool = False, fusion_ratio: int = 4) -> None:
         super().__init__()
         padding = ((patch_size - patch_stride[0]) // 2, (patch_size - patch_stride[1]) // 2)
         self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch_size, stride=patch_stride, padding=padding)
         self.norm = nn.LayerNorm(dim)
+        self.fusion_model = self.mel_conv2d = None
+        if fusion:
+            self.fusion_model = AttentionalFeatureFusion(dim, fusion_ratio)
+            self.mel_conv2d = nn.Conv2d(in_chans, dim, kernel_size=(patch_size, 3 * patch_size),
+                                        stride=(patch_stride[0], 3 * patch_stride[1]), padding=padding)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.proj(x).flatten(2).transpose(1, 2))
+    def forward(self, x: torch.Tensor, is_longer: torch.Tensor | None = None) -> torch.Tensor:
+        patches = self.proj(x[:, :1])
+        if self.fusion_model is not None and is_longer is not None and bool(is_longer.any()):
+            longer = is_longer.nonzero().squeeze(1)
+            crops = x[longer, 1:]
+            batch, count, height, width = crops.shape
+            local = self.mel_conv2d(crops.reshape(batch * count, 1, height, width))
+            local = local.view(batch, count, *local.shape[1:]).permute(0, 2, 3, 1, 4).flatten(3)
+            local = F.pad(local, (0, patches.shape[-1] - local.shape[-1]))
+            patches = patches.index_copy(0, longer, self.fusion_model(patches[longer], local))
+        return self.norm(patches.flatten(2).transpose(1, 2))
 
 
 def relative_position_index(window: int) -> torch.Tensor:
@@ -238,6 +279,9 @@ class BasicLayer(nn.Module):
 class HTSAT(nn.Module):
     """HTS-AT encoder: log-mel (B, 1, frames, mel_bins), before bn0 -> (embedding (B, D), clipwise or None).
 
+    ``enable_fusion`` builds LAION's feature fusion: the input is then (B, 4, frames, mel_bins), the
+    whole clip and three crops, fused where ``is_longer`` (see :class:`PatchEmbed`).
+
     ``embedding`` is msclap's ``latent_output`` (mean of the final tokens). With ``num_classes`` > 0
     the token-semantic (tscam) head is built and ``clipwise`` is its time-averaged sigmoid; CLAP
     builds none (0), so every parameter has a gradient path to the embedding. Inputs of up to ``spec_size · freq_ratio``
@@ -249,7 +293,8 @@ class HTSAT(nn.Module):
                  num_heads: tuple[int, ...] = (4, 8, 16, 32), window_size: int = 8, spec_size: int = 256,
                  patch_size: int = 4, patch_stride: tuple[int, int] = (4, 4), mel_bins: int = 64,
                  freq_ratio: int = 4, mlp_ratio: float = 4.0, in_chans: int = 1, drop_rate: float = 0.0,
-                 attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1) -> None:
+                 attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1, enable_fusion: bool = False,
+                 fusion_ratio: int = 4) -> None:
         super().__init__()
         if spec_size != mel_bins * freq_ratio:
             raise ValueError(f"HTSAT config: spec_size ({spec_size}) must equal mel_bins ({mel_bins}) "
@@ -259,7 +304,8 @@ class HTSAT(nn.Module):
         self.num_features = embed_dim * 2 ** (num_layers - 1)
 
         self.bn0 = nn.BatchNorm2d(mel_bins)
-        self.patch_embed = PatchEmbed(patch_size, tuple(patch_stride), in_chans, embed_dim)
+        self.patch_embed = PatchEmbed(patch_size, tuple(patch_stride), in_chans, embed_dim, enable_fusion, fusion_ratio)
+        self.channels = 4 if enable_fusion else 1
         self.pos_drop = nn.Dropout(drop_rate)
         grid = (spec_size // patch_stride[0], spec_size // patch_stride[1])
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
@@ -288,21 +334,22 @@ class HTSAT(nn.Module):
             nn.init.zeros_(module.bias)
 
     def wav2img(self, logmel: torch.Tensor) -> torch.Tensor:
-        """bn0 over mel bins, bicubic stretch to ``spec_size · freq_ratio`` frames, fold into a
-        (B, 1, spec_size, spec_size) image: row = chunk·mel_bins + mel, column = frame within chunk."""
+        """bn0 over mel bins, bicubic stretch to ``spec_size · freq_ratio`` frames, fold each channel into
+        a (spec_size, spec_size) image: row = chunk·mel_bins + mel, column = frame within chunk."""
         frames = self.spec_size * self.freq_ratio
-        if logmel.ndim != 4 or logmel.shape[1] != 1 or logmel.shape[3] != self.mel_bins or logmel.shape[2] > frames:
-            raise ValueError(f"HTSAT input: expected a log-mel of shape (batch, 1, frames <= {frames}, "
-                             f"{self.mel_bins}), got {tuple(logmel.shape)}")
+        shape = (logmel.shape[0] if logmel.ndim == 4 else "batch", self.channels, f"frames <= {frames}", self.mel_bins)
+        if logmel.ndim != 4 or logmel.shape[1] != self.channels or logmel.shape[3] != self.mel_bins or logmel.shape[2] > frames:
+            raise ValueError(f"HTSAT input: expected a log-mel of shape {shape}, got {tuple(logmel.shape)}")
         x = self.bn0(logmel.transpose(1, 3)).transpose(1, 3)
         if x.shape[2] < frames:
             x = F.interpolate(x, (frames, self.mel_bins), mode="bicubic", align_corners=True)
-        x = x.transpose(2, 3).reshape(-1, 1, self.mel_bins, self.freq_ratio, self.spec_size)
-        return x.transpose(2, 3).reshape(-1, 1, self.spec_size, self.spec_size)
+        batch, channels = x.shape[:2]
+        x = x.transpose(2, 3).reshape(batch, channels, self.mel_bins, self.freq_ratio, self.spec_size)
+        return x.transpose(2, 3).reshape(batch, channels, self.spec_size, self.spec_size)
 
-    def forward_features(self, image: torch.Tensor) -> torch.Tensor:
-        """(B, 1, spec_size, spec_size) image -> final-norm tokens (B, tokens, num_features), grid order."""
-        x = self.pos_drop(self.patch_embed(image))
+    def forward_features(self, image: torch.Tensor, is_longer: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, C, spec_size, spec_size) image -> final-norm tokens (B, tokens, num_features), grid order."""
+        x = self.pos_drop(self.patch_embed(image, is_longer))
         for layer in self.layers:
             x = layer(x)
         return self.norm(x)
@@ -321,6 +368,7 @@ class HTSAT(nn.Module):
         clipwise = torch.sigmoid(self.tscam_conv(x).flatten(2).mean(-1))
         return tokens.mean(1), clipwise
 
-    def forward(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(B, 1, frames, mel_bins) log-mel (dB, before bn0) -> (embedding, clipwise or None)."""
-        return self.forward_head(self.forward_features(self.wav2img(logmel)))
+    def forward(self, logmel: torch.Tensor, is_longer: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, C, frames, mel_bins) log-mel (dB, before bn0) -> (embedding, clipwise or None);
+        ``is_longer`` (B,) bool marks the clips to fuse (fusion models only)."""
+        return self.forward_head(self.forward_features(self.wav2img(logmel), is_longer))

@@ -1,4 +1,4 @@
-"""msclap's projection head: Linear -> GELU -> Linear -> Dropout, residual from the first Linear, LayerNorm."""
+"""Projection heads into the shared space: msclap's and LAION's (``ModelConfig.projection``)."""
 from __future__ import annotations
 
 import torch
@@ -7,6 +7,8 @@ from torch import nn
 
 
 class Projection(nn.Module):
+    """msclap's head: Linear -> GELU -> Linear -> Dropout, residual from the first Linear, LayerNorm."""
+
     def __init__(self, in_dim: int, out_dim: int, dropout: float = 0.5) -> None:
         super().__init__()
         self.linear1 = nn.Linear(in_dim, out_dim, bias=False)
@@ -17,3 +19,21 @@ class Projection(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         hidden = self.linear1(x)
         return self.layer_norm(hidden + self.drop(self.linear2(F.gelu(hidden))))
+
+
+class MlpProjection(nn.Module):
+    """LAION's head: Linear -> ReLU -> Linear, with biases (Hugging Face ``ClapProjectionLayer`` names)."""
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.linear1 = nn.Linear(in_dim, out_dim)
+        self.linear2 = nn.Linear(out_dim, out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear2(F.relu(self.linear1(x)))
+
+
+def build_projection(kind: str, in_dim: int, out_dim: int, dropout: float) -> nn.Module:
+    if kind == "mlp":
+        return MlpProjection(in_dim, out_dim)
+    return Projection(in_dim, out_dim, dropout)

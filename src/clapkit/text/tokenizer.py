@@ -7,6 +7,7 @@ Styles:
   token it also splits BPE (``"!!"`` -> ``[0, 0]``, ``" !"`` -> ``[220, 0]``); msclap's pooling
   (``count(ids != 0) - 1``) depends on both quirks, so they are kept.
 - ``"bert"``: ``[CLS] … [SEP]``, pad id 0, ``token_type_ids`` of zeros (msclap 2022).
+- ``"roberta"``: ``<s> … </s>``, pad ``<pad>`` (LAION-CLAP, padded to 77 as LAION does).
 - ``"gpt2"``: plain GPT-2 for new models: the text, then the end-of-text token (50256), which also
   pads. A literal ``"<|endoftext|>"`` in a text is tokenized as ordinary text, so 50256 never
   occurs inside a text and the pad id is no text token; padding is told apart by ``attention_mask``
@@ -46,6 +47,7 @@ _STYLES = {
     "msclap-gpt2": _Style("gpt2", ("vocab.json", "merges.txt"), 77, 1024, 2),  # ' <|endoftext|>' = [220, 50256]
     "gpt2": _Style("gpt2", ("vocab.json", "merges.txt"), 77, 1024, 1),
     "bert": _Style("bert", ("vocab.txt",), 100, 512, 1),
+    "roberta": _Style("roberta", ("vocab.json", "merges.txt"), 77, 512, 1),
 }
 
 
@@ -155,7 +157,7 @@ def load_tokenizer(name_or_path: str | Path, style: str, max_length: int | None 
     """A :class:`TextTokenizer` from a local folder (e.g. one holding GPT-2's ``vocab.json`` +
     ``merges.txt``) or a Hugging Face Hub name (``"gpt2"``, ``"bert-base-uncased"``; needs network or cache).
 
-    ``style``: ``"msclap-gpt2"``, ``"bert"`` or ``"gpt2"`` (see the module docstring). ``max_length``
+    ``style``: ``"msclap-gpt2"``, ``"bert"``, ``"roberta"`` or ``"gpt2"`` (see the module docstring). ``max_length``
     overrides the style's ``padding="max_length"`` target.
     """
     if style not in _STYLES:

@@ -46,7 +46,7 @@ import torch
 
 from clapkit.audio.formats import AUDIO_SUFFIXES
 from clapkit.audio.io import MAX_RATE, MIN_RATE, AudioError, load_audio
-from clapkit.audio.windows import fit_length, iter_windows
+from clapkit.audio.windows import FILLS, fit_length, iter_windows
 from clapkit.data.manifest import read_manifest, resolve
 from clapkit.data.shards import expand_shards
 from clapkit.errors import ShardError, UsageError, name_list, one_line
@@ -186,14 +186,16 @@ def _read_member(clip: ClipRef) -> bytes:
 
 
 def decode_clip(clip: ClipRef, sample_rate: int, clip_samples: int, crop: str,
-                rng: np.random.Generator | None) -> np.ndarray:
-    """``(clip_samples,)`` float32: the clip decoded at ``sample_rate`` and cropped or tiled."""
+                rng: np.random.Generator | None, fill: str = "repeat") -> np.ndarray:
+    """``(clip_samples,)`` float32: the clip decoded at ``sample_rate`` and cropped, or filled as
+    ``fill`` says (the model's ``short_clip``) when shorter."""
     source = clip.path if clip.offset < 0 else _read_member(clip)
     if crop == "start":  # decodes only the first clip_samples samples
-        with closing(iter_windows(source, sample_rate, clip_samples, policy="start", name=clip.name)) as windows:
+        with closing(iter_windows(source, sample_rate, clip_samples, policy="start", name=clip.name,
+                                  fill=fill)) as windows:
             return next(windows)
     wave = load_audio(source, sample_rate, name=clip.name)  # one decoding pass (iter_windows would take two)
-    return fit_length(wave, clip_samples, "random", rng=rng)[0]
+    return fit_length(wave, clip_samples, "random", rng=rng, fill=fill)[0]
 
 
 class ClipDataset(torch.utils.data.Dataset):
@@ -201,9 +203,9 @@ class ClipDataset(torch.utils.data.Dataset):
     ``epoch``; every random choice comes from ``default_rng([seed, epoch, i])``."""
 
     def __init__(self, clips: list[ClipRef], *, sample_rate: int, clip_samples: int, crop: str,
-                 seed: int | None, epoch: int):
+                 seed: int | None, epoch: int, fill: str = "repeat"):
         self.clips, self.sample_rate, self.clip_samples = clips, sample_rate, clip_samples
-        self.crop, self.seed, self.epoch = crop, seed, epoch
+        self.crop, self.seed, self.epoch, self.fill = crop, seed, epoch, fill
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -216,7 +218,7 @@ class ClipDataset(torch.utils.data.Dataset):
         else:
             rng, caption = None, clip.captions[0]
         try:
-            return index, decode_clip(clip, self.sample_rate, self.clip_samples, self.crop, rng), caption, None
+            return index, decode_clip(clip, self.sample_rate, self.clip_samples, self.crop, rng, self.fill), caption, None
         except AudioError as e:
             message = one_line(e)
             return index, None, caption, message.removeprefix(f"{clip.name}: ")
@@ -263,13 +265,20 @@ def _audio_args(sample_rate: object, clip_samples: object, workers: object) -> t
     return rate, _count(clip_samples, "clip_samples", 1), _count(workers, "workers", 0)
 
 
+def _fill(fill: object) -> str:
+    if fill not in FILLS:
+        raise UsageError(f"fill must be one of {', '.join(FILLS)}, got {fill!r}")
+    return fill
+
+
 class TrainData:
     """The training clips of ``sources``, as seeded, rank-sharded, resumable batches (module docstring)."""
 
     def __init__(self, sources: Sequence[str | Path], *, sample_rate: int, clip_samples: int,
                  global_batch_size: int, seed: int, rank: int = 0, world_size: int = 1, workers: int = 0,
-                 crop: str = "random"):
+                 crop: str = "random", fill: str = "repeat"):
         self.sample_rate, self.clip_samples, self.workers = _audio_args(sample_rate, clip_samples, workers)
+        self.fill = _fill(fill)
         self.global_batch_size = _count(global_batch_size, "global_batch_size", 1)
         self.seed = _count(seed, "seed", 0)
         self.world_size = _count(world_size, "world_size", 1)
@@ -316,7 +325,7 @@ class TrainData:
         if start_step > self.steps_per_epoch:
             raise UsageError(f"start_step {start_step} is beyond the epoch's {self.steps_per_epoch} steps")
         dataset = ClipDataset(self.clips, sample_rate=self.sample_rate, clip_samples=self.clip_samples,
-                              crop=self.crop, seed=self.seed, epoch=_count(epoch, "epoch", 0))
+                              crop=self.crop, seed=self.seed, epoch=_count(epoch, "epoch", 0), fill=self.fill)
         steps = self._steps(self.order(epoch), start_step, self.steps_per_epoch)
         return _batches(dataset, steps, start_step, self.workers)
 
@@ -328,8 +337,9 @@ class ValData:
     caption."""
 
     def __init__(self, sources: Sequence[str | Path], *, sample_rate: int, clip_samples: int,
-                 batch_size: int = 32, workers: int = 0):
+                 batch_size: int = 32, workers: int = 0, fill: str = "repeat"):
         self.sample_rate, self.clip_samples, self.workers = _audio_args(sample_rate, clip_samples, workers)
+        self.fill = _fill(fill)
         self.batch_size = _count(batch_size, "batch_size", 1)
         self.clips, self.uncaptioned = index_sources(sources)
 
@@ -346,7 +356,7 @@ class ValData:
 
     def batches(self) -> Iterator[Batch]:
         dataset = ClipDataset(self.clips, sample_rate=self.sample_rate, clip_samples=self.clip_samples,
-                              crop="start", seed=None, epoch=0)
+                              crop="start", seed=None, epoch=0, fill=self.fill)
         n = len(self.clips)
         steps = [list(range(start, min(start + self.batch_size, n))) for start in range(0, n, self.batch_size)]
         return _batches(dataset, steps, 0, self.workers)

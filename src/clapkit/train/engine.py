@@ -99,9 +99,9 @@ class Trainer:
         frontend = self.model_config.audio.frontend
         self.data = TrainData(config.train, sample_rate=frontend.sample_rate, clip_samples=self.model_config.clip_samples,
                               global_batch_size=config.batch_size, seed=config.seed, rank=world.rank,
-                              world_size=world.world_size, workers=config.workers)
+                              world_size=world.world_size, workers=config.workers, fill=frontend.short_clip)
         # Each --val source is its own retrieval set, reported under its name.
-        self.vals = {source: ValData([source], sample_rate=frontend.sample_rate,
+        self.vals = {source: ValData([source], sample_rate=frontend.sample_rate, fill=frontend.short_clip,
                                      clip_samples=self.model_config.clip_samples) for source in config.val}
         self.total_steps = config.steps or config.epochs * self.data.steps_per_epoch
         self.optimizer = build_optimizer(self.model, config)
@@ -114,7 +114,15 @@ class Trainer:
 
     # ---- set-up -------------------------------------------------------------------------------
     def _lock_towers(self) -> None:
-        """LiT-style: a locked tower (encoder) keeps its weights; its projection still learns."""
+        """LiT-style: a locked tower (encoder) keeps its weights; its projection still learns.
+        A fusion model's fusion layers are always kept: training clips are window-long, so they
+        never reach them (and DDP needs every trained parameter to get a gradient)."""
+        patch_embed = getattr(self.model.audio.encoder, "patch_embed", None)
+        for unused in (getattr(patch_embed, "fusion_model", None), getattr(patch_embed, "mel_conv2d", None)):
+            if unused is not None:
+                unused.requires_grad_(False)
+        if self.config.loss == "sigmoid" and self.model.logit_scale_text is not None:
+            self.model.logit_scale_text.requires_grad_(False)  # one logit matrix: one scale
         if self.config.lock_audio:
             self.model.audio.requires_grad_(False)
         if self.config.lock_text:

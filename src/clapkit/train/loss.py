@@ -112,7 +112,8 @@ class ClipLoss(nn.Module):
 
     ``forward(audio_features, text_features, logit_scale, caption_ids=None)``: features (b, D) as
     the model returns them (normalised here), ``logit_scale`` already exponentiated (0-dim or (1,)),
-    used as ``logit_scale.clamp(max=100)``. Pairs whose ``caption_ids`` are equal (other than a
+    used as ``logit_scale.clamp(max=100)``; ``logit_scale_text``, when given (LAION's second scale),
+    scales the text->audio direction instead. Pairs whose ``caption_ids`` are equal (other than a
     row's own pair) are left out of each other's softmax, in both directions. Distributed: see the
     module docstring; the value is the single-process loss on every rank.
     """
@@ -122,7 +123,7 @@ class ClipLoss(nn.Module):
         self.max_logit_scale = max_logit_scale
 
     def forward(self, audio_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor,
-                caption_ids: torch.Tensor | None = None) -> torch.Tensor:
+                caption_ids: torch.Tensor | None = None, logit_scale_text: torch.Tensor | None = None) -> torch.Tensor:
         _check(audio_features, text_features, caption_ids)
         audio = F.normalize(audio_features, dim=-1)
         text = F.normalize(text_features, dim=-1)
@@ -131,8 +132,9 @@ class ClipLoss(nn.Module):
         masked = positive.clone()
         masked[torch.arange(own.shape[0], device=own.device), own] = False
         scale = logit_scale.clamp(max=self.max_logit_scale)
+        text_scale = scale if logit_scale_text is None else logit_scale_text.clamp(max=self.max_logit_scale)
         audio_to_text = (scale * audio @ gather_with_grad(text).T).masked_fill(masked, float("-inf"))
-        text_to_audio = (scale * text @ gather_with_grad(audio).T).masked_fill(masked, float("-inf"))
+        text_to_audio = (text_scale * text @ gather_with_grad(audio).T).masked_fill(masked, float("-inf"))
         # Local rows only, summed, over 2·B, times N (module docstring: exact under DDP averaging).
         rows = (F.cross_entropy(audio_to_text, own, reduction="sum")
                 + F.cross_entropy(text_to_audio, own, reduction="sum"))

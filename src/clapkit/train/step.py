@@ -39,8 +39,11 @@ class ContrastiveStep:
 
     def loss(self, out: dict, ids: torch.Tensor) -> torch.Tensor:
         extra = (out["logit_bias"].float(),) if self.loss_name == "sigmoid" else ()
+        scales = {}
+        if "logit_scale_text" in out and self.loss_name == "clip":
+            scales["logit_scale_text"] = out["logit_scale_text"].float()
         return self.loss_fn(out["audio_features"].float(), out["text_features"].float(), out["logit_scale"].float(),
-                            *extra, caption_ids=ids)
+                            *extra, caption_ids=ids, **scales)
 
     def forward(self, audio: torch.Tensor, tokens: dict) -> dict:
         with self.autocast():

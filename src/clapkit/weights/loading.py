@@ -1,4 +1,6 @@
-"""Reading checkpoints (msclap .pth, clapkit safetensors) into clapkit models, strictly.
+"""Reading checkpoints (msclap .pth, LAION-CLAP .pt, Hugging Face ClapModel folders, clapkit
+safetensors) into clapkit models, strictly. Each foreign format is mapped in its own file under
+``formats/``.
 
 Torch files are read with ``torch.load(weights_only=True)``: a file that would run code is refused.
 A checkpoint must account for every parameter and persistent buffer of the model; buffers the
@@ -8,6 +10,8 @@ equal the derived ones; weights that are NaN or infinite are refused.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -19,6 +23,12 @@ from ..errors import WeightsError, name_list, one_line
 from ..hub import hub_reachable, quiet_hub
 from ..models.config import ModelConfig, get_config, parse_config
 from ..models.factory import create_model
+from .formats import hf_clap
+from .formats.laion import (
+    convert_laion_state_dict,
+    detect_laion_variant,
+    is_laion_state_dict,
+)
 from .formats.msclap import convert_msclap_state_dict, detect_msclap_variant
 from .registry import PRETRAINED, Pretrained, download_hint, local_candidates
 
@@ -26,9 +36,10 @@ CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
 
 
 def fetch(spec: Pretrained) -> Path:
-    """A local path to a registered release: the cache or ./weights, the Hub's cache, then the Hub."""
+    """A local path to a registered release (a file, or for a Hugging Face folder the folder): the
+    cache or ./weights, the Hub's cache, then the Hub. A pinned ``sha256`` is checked on download."""
     for path in local_candidates(spec):
-        if path.is_file():
+        if (path / "config.json").is_file() if spec.is_folder else path.is_file():
             return path
     cached = hub_cached(spec)
     if cached is not None:
@@ -36,29 +47,56 @@ def fetch(spec: Pretrained) -> Path:
     if not hub_reachable():
         raise WeightsError(f"{spec.name} weights not found locally and the Hugging Face Hub is unreachable; "
                            f"{download_hint(spec)}")
-    from huggingface_hub import hf_hub_download
+    import huggingface_hub
 
     try:
         with quiet_hub():
-            return Path(hf_hub_download(spec.hub_repo, spec.filename))
+            if spec.is_folder:
+                path = Path(huggingface_hub.snapshot_download(spec.hub_repo, allow_patterns=_folder_files(spec)))
+                if not (path / spec.filename).is_file():  # older repos hold only the torch file
+                    huggingface_hub.hf_hub_download(spec.hub_repo, "pytorch_model.bin")
+                    return path
+            else:
+                path = Path(huggingface_hub.hf_hub_download(spec.hub_repo, spec.filename))
     except Exception as e:  # repo moved, file renamed, network dropped: all end the same way for the user
         raise WeightsError(f"{spec.name} weights could not be downloaded ({type(e).__name__}); "
                            f"{download_hint(spec)}") from None
+    check_sha256(path / spec.filename if spec.is_folder else path, spec)
+    return path
+
+
+def _folder_files(spec: Pretrained) -> list[str]:
+    return [spec.filename, "config.json", "preprocessor_config.json", *hf_clap.TOKENIZER_FILES]
+
+
+def check_sha256(path: Path, spec: Pretrained) -> None:
+    """Refuse a downloaded file whose sha256 differs from the registry's (when it pins one)."""
+    if spec.sha256 is None:
+        return
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != spec.sha256:
+        raise WeightsError(f"{path}: sha256 {digest.hexdigest()} differs from {spec.name}'s {spec.sha256}; "
+                           "the download is corrupt or the release changed")
 
 
 def hub_cached(spec: Pretrained) -> Path | None:
-    """The release's file in the Hugging Face cache, if a download already put it there."""
+    """The release's file (or folder) in the Hugging Face cache, if a download already put it there."""
     from huggingface_hub import try_to_load_from_cache
 
     with contextlib.suppress(Exception):
         found = try_to_load_from_cache(spec.hub_repo, spec.filename)
         if isinstance(found, str):
-            return Path(found)
+            found = Path(found)
+            return found.parent if spec.is_folder else found
     return None
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a checkpoint file: ``.safetensors``, or a torch file (``['model']`` when present)."""
+    """Tensors of a checkpoint file: ``.safetensors``, or a torch file (its ``['model']`` or
+    ``['state_dict']`` when present; other entries such as an epoch or optimizer state are ignored)."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such checkpoint file")
@@ -72,8 +110,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise WeightsError(f"{path}: {_unreadable_reason(e)}") from None
-    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
-        obj = obj["model"]
+    for key in ("model", "state_dict"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsError(f"{path}: expected a state dict of tensors, found {type(obj).__name__}")
     return obj
@@ -146,36 +186,57 @@ def _fill_tied(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[st
 
 
 def _config_beside(path: Path) -> ModelConfig | None:
+    """The clapkit ``config.json`` beside a ``.safetensors`` file; a tokenizer it names by a relative
+    path (a converted model's own ``tokenizer/``) is taken relative to that folder."""
     config_path = path.with_name("config.json") if path.suffix == ".safetensors" else None
-    if config_path and config_path.is_file():
-        data = json.loads(config_path.read_text())
-        data.pop("training", None)  # a training run's options, recorded beside the model config
-        return parse_config(data, str(config_path))
-    return None
+    if not (config_path and config_path.is_file()):
+        return None
+    data = json.loads(config_path.read_text())
+    data.pop("training", None)  # a training run's options, recorded beside the model config
+    config = parse_config(data, str(config_path))
+    if config.text is not None and (path.parent / config.text.tokenizer).is_dir() and not Path(config.text.tokenizer).is_absolute():
+        text = dataclasses.replace(config.text, tokenizer=str((path.parent / config.text.tokenizer).resolve()))
+        config = dataclasses.replace(config, text=text)
+    return config
 
 
-def load_checkpoint(path: str | Path, variant: str | None = None) -> tuple[nn.Module, ModelConfig]:
-    """Build the model a checkpoint file describes and load it. Returns ``(model, config)``.
+def read_checkpoint(path: str | Path, variant: str | None = None) -> tuple[dict[str, torch.Tensor], ModelConfig, Path]:
+    """A checkpoint in any supported format as ``(clapkit state dict, config, weights file)``.
 
-    msclap ``.pth`` files are recognised by their keys (``variant`` overrides); clapkit files are
-    ``model.safetensors`` with a ``config.json`` beside them (or a folder holding both).
+    - a Hugging Face ClapModel folder (``config.json`` with ``model_type: clap``);
+    - a clapkit folder, or its ``model.safetensors`` with ``config.json`` beside it;
+    - an msclap ``.pth`` or a LAION-CLAP ``.pt``, recognised by their keys (``variant`` overrides).
     """
     path = Path(path)
+    if path.is_dir() and hf_clap.is_hf_clap_folder(path):
+        config = hf_clap.model_config(path)
+        weights = hf_clap.weights_file(path)
+        return hf_clap.convert_hf_clap_state_dict(read_state_dict(weights)), config, weights
     if path.is_dir():
         path = path / "model.safetensors"
     state_dict = read_state_dict(path)
     config = _config_beside(path)
-    if config is None:
-        detected = detect_msclap_variant(state_dict)
-        variant = variant or detected
-        if variant is None:
-            raise WeightsError(f"{path}: cannot tell which model this checkpoint is for; pass variant= "
-                               f"(--variant), e.g. msclap-2023")
-        config = get_config(variant)
-        if detected:
-            state_dict = convert_msclap_state_dict(state_dict, variant)
+    if config is not None:
+        return state_dict, config, path
+    if is_laion_state_dict(state_dict):
+        config = get_config(variant or detect_laion_variant(state_dict))
+        return convert_laion_state_dict(state_dict), config, path
+    detected = detect_msclap_variant(state_dict)
+    variant = variant or detected
+    if variant is None:
+        raise WeightsError(f"{path}: cannot tell which model this checkpoint is for; pass variant= "
+                           f"(--variant), e.g. msclap-2023")
+    if detected:
+        state_dict = convert_msclap_state_dict(state_dict, variant)
+    return state_dict, get_config(variant), path
+
+
+def load_checkpoint(path: str | Path, variant: str | None = None) -> tuple[nn.Module, ModelConfig]:
+    """Build the model a checkpoint describes (see :func:`read_checkpoint`) and load it strictly.
+    Returns ``(model, config)``."""
+    state_dict, config, weights = read_checkpoint(path, variant)
     model = create_model(config)
-    load_state_dict_strict(model, state_dict, str(path))
+    load_state_dict_strict(model, state_dict, str(weights))
     return model.eval(), config
 
 
