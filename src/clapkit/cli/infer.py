@@ -154,7 +154,7 @@ def load_model(args):
     from ..pipeline import load
 
     return load(args.model, variant=args.variant, tokenizer=args.tokenizer, device=args.device, dtype=args.dtype,
-                hop_seconds=args.hop)
+                hop_seconds=args.hop, policy=args.policy)
 
 
 def audio_embeddings(model, files: list[str], batch_size: int, failures: list, desc: str) -> Iterator:
@@ -258,6 +258,9 @@ def _model_options(parser) -> None:
                         help="windows encoded together (default: 16)")
     parser.add_argument("--hop", type=_checked(_hop, "--hop"),
                         help="seconds between windows of long clips (default: the clip length)")
+    parser.add_argument("--policy", choices=["sliding", "start", "center", "fusion"],
+                        help="clips longer than the model's window: sliding windows averaged (default), the "
+                             "start or centre window, or LAION fusion (the default of fusion models)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
 
 
