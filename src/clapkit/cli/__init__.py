@@ -10,7 +10,8 @@ import sys
 
 from ..errors import ClapkitError, one_line
 
-COMMAND_MODULES = ["clapkit.cli.infer", "clapkit.cli.data", "clapkit.train.main"]
+COMMAND_MODULES = ["clapkit.cli.infer", "clapkit.cli.data", "clapkit.train.main", "clapkit.index.main",
+                   "clapkit.serve.main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
