@@ -120,6 +120,10 @@ class Searcher:
             raise UsageError(f"file {file_id}: not in the index")
         return self.vector(vector, top, exclude=file_id, **filters)
 
+    def db_vector(self, file_id: int) -> np.ndarray | None:
+        with self._lock:
+            return self.db.file_vector(file_id)
+
     def file_id(self, path: str) -> int | None:
         from .db import path_bytes
 
@@ -134,22 +138,22 @@ class Searcher:
         if query.shape[0] != self.model.dim:
             raise UsageError(f"query vector: dimension {query.shape[0]}, the index has {self.model.dim}")
         query = query / max(float(np.linalg.norm(query)), 1e-12)
-        with self._lock:
-            if tag is not None:
-                best = self._exact_in_tag(query, tag, top + (exclude is not None))
-            else:
-                best = self._nearest_files(query, top + (exclude is not None))
-            hits = [h for h in best if h.id != exclude and (min_score is None or h.score >= min_score)][:top]
-            self._add_tags(hits)
+        if tag is not None:
+            best = self._exact_in_tag(query, tag, top + (exclude is not None))
+        else:
+            best = self._nearest_files(query, top + (exclude is not None))
+        hits = [h for h in best if h.id != exclude and (min_score is None or h.score >= min_score)][:top]
+        self._add_tags(hits)
         return hits
 
     def _nearest_files(self, query: np.ndarray, files: int) -> list[Hit]:
+        index = self.index  # FAISS searches run concurrently; SQLite reads take the lock
         k = files * (4 if self.segments else 1)
         while True:
-            k = min(k, max(self.index.count, 1))
-            scores, ids = self.index.search(query[None], k)
+            k = min(k, max(index.count, 1))
+            scores, ids = index.search(query[None], k)
             hits = self._best_per_file(ids[0], scores[0])
-            if len(hits) >= files or k >= self.index.count:
+            if len(hits) >= files or k >= index.count:
                 return hits[:files]
             k *= 4
 
@@ -157,13 +161,8 @@ class Searcher:
         found = [(int(i), float(s)) for i, s in zip(ids, scores) if i >= 0]
         if not found:
             return []
-        rows = {}
-        for start in range(0, len(found), 900):
-            chunk = [i for i, _ in found[start:start + 900]]
-            for vid, fid, t0, t1, raw, duration in self.db.conn.execute(
-                    "SELECT v.id, f.id, v.start_s, v.end_s, f.path, f.duration FROM vectors v JOIN files f ON f.id = v.file_id "
-                    f"WHERE v.id IN ({','.join('?' * len(chunk))})", chunk):
-                rows[vid] = (fid, t0, t1, raw, duration)
+        with self._lock:
+            rows = self._vector_rows([i for i, _ in found])
         hits: dict[int, Hit] = {}
         for vid, score in found:
             if vid not in rows:
@@ -173,10 +172,21 @@ class Searcher:
                 hits[fid] = Hit(fid, display_path(raw), score, duration, t0, t1)
         return sorted(hits.values(), key=lambda h: (-h.score, h.id))
 
+    def _vector_rows(self, ids: list[int]) -> dict[int, tuple]:
+        rows = {}
+        for start in range(0, len(ids), 900):
+            chunk = ids[start:start + 900]
+            for vid, fid, t0, t1, raw, duration in self.db.conn.execute(
+                    "SELECT v.id, f.id, v.start_s, v.end_s, f.path, f.duration FROM vectors v JOIN files f ON f.id = v.file_id "
+                    f"WHERE v.id IN ({','.join('?' * len(chunk))})", chunk):
+                rows[vid] = (fid, t0, t1, raw, duration)
+        return rows
+
     def _exact_in_tag(self, query: np.ndarray, tag: str, files: int) -> list[Hit]:
-        rows = self.db.conn.execute(
-            "SELECT v.id, v.vector FROM tags t JOIN files f ON f.id = t.file_id JOIN vectors v ON v.file_id = f.id "
-            "WHERE t.label = ? AND f.status = 'ok' AND f.model_key = ?", (tag, self.model.key)).fetchall()
+        with self._lock:
+            rows = self.db.conn.execute(
+                "SELECT v.id, v.vector FROM tags t JOIN files f ON f.id = t.file_id JOIN vectors v ON v.file_id = f.id "
+                "WHERE t.label = ? AND f.status = 'ok' AND f.model_key = ?", (tag, self.model.key)).fetchall()
         if not rows:
             return []
         vectors = from_blobs([r[1] for r in rows], self.model.dim)
@@ -185,9 +195,10 @@ class Searcher:
         return self._best_per_file(np.array([rows[i][0] for i in order]), scores[order])[:files]
 
     def _add_tags(self, hits: list[Hit]) -> None:
-        for hit in hits:
-            hit.tags = [(label, score) for label, score in self.db.conn.execute(
-                "SELECT label, score FROM tags WHERE file_id = ? ORDER BY score DESC, label", (hit.id,))]
+        with self._lock:
+            for hit in hits:
+                hit.tags = [(label, score) for label, score in self.db.conn.execute(
+                    "SELECT label, score FROM tags WHERE file_id = ? ORDER BY score DESC, label", (hit.id,))]
 
     def file(self, file_id: int) -> tuple[str, dict] | None:
         """``(path, metadata)`` of an indexed, readable file; None for any other id."""
