@@ -136,3 +136,24 @@ def test_torchrun_two_processes_index_and_merge(clips, tmp_path, tiny_models, to
     assert "merged 2 part(s)" in result.stderr
     state = assert_consistent(db)
     assert len(state["files"]) == 8
+
+
+def test_a_killed_reindex_is_finished_by_the_next_run(clips, tmp_path, tiny_models, tokenizer):
+    db = tmp_path / "sounds.db"
+    assert main(["index", str(clips), "--db", str(db), "--model", tiny_models["a"], "--tokenizer", tokenizer]) == 0
+    result = run_index(clips, db, tiny_models["b"], tokenizer, "after-commit-2", "--reindex")
+    assert result.returncode == -signal.SIGKILL
+    state = assert_consistent(db)
+    b_key = [f for f in state["files"].values()]
+    assert len(b_key) == 8
+    from clapkit.index.search import Searcher
+
+    searcher = Searcher(db)
+    assert searcher.stats()["files"] == 4 and searcher.stats()["stale"] == 4  # only the new model's vectors are searched
+    searcher.close()
+    result = run_index(clips, db, tiny_models["b"], tokenizer)  # no --reindex needed to finish it
+    assert result.returncode == 0, result.stderr
+    assert '"changed": 4' in result.stdout
+    d = Database(db)
+    assert d.counts() == {"files": 8, "failed": 0, "stale": 0, "vectors": 8}
+    d.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -215,3 +216,48 @@ def test_bad_invocations_are_one_line(tmp_path, capsys, argv, cause):
     assert main([a.format(tmp=tmp_path) for a in argv]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and cause in err and "Traceback" not in err
+
+
+def test_the_example_clips_and_generated_audio_are_found_by_example(clips, tmp_path, tiny_models, tokenizer, capsys):
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    db = tmp_path / "sounds.db"
+    code, report = index(db, examples, clips, model=tiny_models["a"], tokenizer=tokenizer, capsys=capsys)
+    assert code == 0 and report["files"] == 10
+    for name in ("bell.oga", "camera-shutter.oga"):
+        hits = search(db, capsys, "--like", examples / name, "--top", "10", "--model", tiny_models["a"])
+        assert hits[0]["name"] != name and name not in [h["name"] for h in hits]  # an indexed file leaves itself out
+        copy = tmp_path / f"copy-{name}"
+        shutil.copy(examples / name, copy)
+        hits = search(db, capsys, "--like", copy, "--top", "1")
+        assert hits[0]["path"] == str(examples / name) and hits[0]["score"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_another_hop_or_segments_setting_is_refused_like_another_model(clips, tmp_path, tiny_models, tokenizer, capsys):
+    db = tmp_path / "sounds.db"
+    assert index(db, clips, model=tiny_models["a"], tokenizer=tokenizer)[0] == 0
+    for extra in (["--segments"], ["--hop", "0.25"]):
+        capsys.readouterr()
+        assert main(["index", str(clips), "--db", str(db), "--tokenizer", tokenizer, *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--reindex" in err
+    # without --model a re-run uses the database's own model
+    assert main(["index", str(clips), "--db", str(db), "--tokenizer", tokenizer]) == 0
+
+
+def test_an_open_searcher_picks_up_a_rerun(clips, tmp_path, tiny_models, tokenizer):
+    from clapkit.index.search import Searcher
+
+    db = tmp_path / "sounds.db"
+    assert index(db, clips, model=tiny_models["a"], tokenizer=tokenizer)[0] == 0
+    searcher = Searcher(db)
+    assert searcher.refresh() is False
+    target = clips / "hum-0.wav"
+    shutil.copy(target, clips / "late.wav")
+    (clips / "noise-0.wav").unlink()
+    assert index(db, clips, model=tiny_models["a"], tokenizer=tokenizer)[0] == 0
+    before = {h.name for h in searcher.like(searcher.file_id(str(target)), 20)}
+    assert "late.wav" not in before
+    assert searcher.refresh() is True
+    after = {h.name for h in searcher.like(searcher.file_id(str(target)), 20)}
+    assert "late.wav" in after and "noise-0.wav" not in after and len(after) == 7
+    searcher.close()

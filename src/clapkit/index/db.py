@@ -147,8 +147,11 @@ class Database:
                 self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
             self.conn.execute("PRAGMA foreign_keys = ON")
             if not readonly:
-                self.conn.execute("PRAGMA journal_mode = WAL")
-                self.conn.execute("PRAGMA synchronous = NORMAL")
+                try:
+                    self.conn.execute("PRAGMA journal_mode = WAL")  # readers go on while an index run writes
+                    self.conn.execute("PRAGMA synchronous = NORMAL")
+                except sqlite3.OperationalError:
+                    pass  # a read-only place: searching still works
             tables = {row[0] for row in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.DatabaseError as e:
             raise UsageError(f"--db: {self.path} is not a clapkit index database ({e})") from None

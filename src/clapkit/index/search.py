@@ -79,13 +79,20 @@ class Searcher:
         self.db.close()
 
     def refresh(self) -> bool:
-        """Pick up a re-run of ``clapkit index`` (a new generation); True if the index changed."""
+        """Pick up a re-run of ``clapkit index`` (a new generation); True if the index changed.
+        The new index is built on a connection of its own, so searches go on meanwhile."""
         with self._lock:
-            if self.db.generation == self.index.generation:
-                return False
-            self.model = self.db.model
-            self.index = store.load_or_build(self.db, write=self.write_cache)
-            return True
+            generation = self.db.generation
+        if generation == self.index.generation:
+            return False
+        db = Database(self.db.path)
+        try:
+            model, index = db.model, store.load_or_build(db, write=self.write_cache)
+        finally:
+            db.close()
+        with self._lock:
+            self.model, self.index = model, index
+        return True
 
     def stats(self) -> dict:
         with self._lock:

@@ -6,7 +6,7 @@ and renamed into place, so a reader sees either the old file or the new one, and
 generation is not the database's is ignored and rebuilt. Ids in the index are ``vectors.id``.
 
 Below ``EXACT_LIMIT`` vectors the index is exact (``IndexFlatIP``: inner product of normalised
-vectors = cosine). Above it, IVF-Flat with ``nlist ≈ 4·√n`` lists, searched with ``nprobe``
+vectors = cosine). Above it, IVF-Flat with ``nlist ≈ 2·√n`` lists, searched with ``nprobe``
 lists — the operating point measured by ``benchmarks/bench_search.py`` (recall@10 and latency at
 1M vectors) — unless the caller asks for ``hnsw`` or ``flat``.
 """
@@ -26,7 +26,7 @@ from ..errors import UsageError
 MAGIC = b"CKFAISS1"
 HEADER = struct.Struct("<8sQQ")
 EXACT_LIMIT = 50_000       # up to here exact search is a few ms on 2 cores (bench_search.py)
-IVF_NPROBE = 48            # lists searched: recall@10 >= 0.95 at 1M vectors (bench_search.py)
+IVF_NPROBE = 96            # lists searched at 1M vectors: recall@10 0.98 in ~5 ms (bench_search.py)
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 96
 KINDS = ("auto", "flat", "ivf", "hnsw")
 
@@ -51,7 +51,17 @@ class VectorIndex:
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(len(queries), -1)
         if self.count == 0:
             return np.zeros((len(queries), k), np.float32), np.full((len(queries), k), -1, np.int64)
-        return self.index.search(queries, k)
+        if len(queries) > 1:
+            return self.index.search(queries, k)
+        # One query, one OpenMP thread: waking a second one costs milliseconds on a busy machine
+        # (~8 ms measured for HNSW on 2 cores); the setting is the calling thread's own.
+        f = faiss()
+        threads = f.omp_get_max_threads()
+        f.omp_set_num_threads(1)
+        try:
+            return self.index.search(queries, k)
+        finally:
+            f.omp_set_num_threads(threads)
 
 
 def choose_kind(count: int, kind: str = "auto") -> str:
@@ -82,7 +92,7 @@ def build(ids: np.ndarray, vectors: np.ndarray, dim: int, kind: str = "auto", *,
         index = f.IndexIDMap2(inner)
         index.add_with_ids(vectors, ids)
     else:
-        nlist = nlist or max(16, min(count // 39, int(4 * math.sqrt(count))))
+        nlist = nlist or max(16, min(count // 39, int(2 * math.sqrt(count))))
         index = f.IndexIVFFlat(f.IndexFlatIP(dim), dim, nlist, f.METRIC_INNER_PRODUCT)
         sample = vectors
         if count > nlist * 64:  # k-means on a fixed, seeded sample: the same index for the same data

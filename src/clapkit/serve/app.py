@@ -50,11 +50,12 @@ class TextBatcher:
         self.calls = self.texts = 0
         self._queue: asyncio.Queue | None = None
         self._worker: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def __call__(self, text: str) -> np.ndarray:
         loop = asyncio.get_running_loop()
-        if self._worker is None or self._worker.done() or self._queue is None:
-            self._queue = asyncio.Queue()
+        if self._worker is None or self._worker.done() or self._loop is not loop:
+            self._queue, self._loop = asyncio.Queue(), loop
             self._worker = loop.create_task(self._run())
         future = loop.create_future()
         await self._queue.put((text, future))
@@ -297,7 +298,8 @@ def create_app(searcher, *, token: str | None = None, limits: Limits = Limits(),
     # ---- guarded -------------------------------------------------------------------------------
     @app.get("/info", dependencies=guarded, summary="the index: model, counts, tag vocabulary, limits")
     async def info():
-        return {**(await asyncio.to_thread(searcher.stats)), "limits": asdict(limits)}
+        return {**(await asyncio.to_thread(searcher.stats)), "limits": asdict(limits),
+                "text_batches": {"model_calls": batcher.calls, "queries": batcher.texts}}
 
     @app.get("/search", dependencies=guarded, summary="text query")
     async def search(q: str = Query(..., min_length=1, max_length=limits.max_query_chars), top: int = Top,
