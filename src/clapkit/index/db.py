@@ -9,7 +9,7 @@ Tables (``schema`` 1):
   system spells it), ``size``, ``mtime_ns``, ``sha256`` (of the content), ``duration``,
   ``sample_rate``, ``channels``, ``status`` (``ok`` or ``error``), ``error`` (one line),
   ``model_key`` (the model and window policy its vectors were made with), ``tags_key``.
-- ``vectors``: ``file_id``, ``start_s``, ``end_s`` (the window, for ``--segments``; the whole file
+- ``vectors``: ``id`` (never reused: the FAISS cache is updated by id), ``file_id``, ``start_s``, ``end_s`` (the window, for ``--segments``; the whole file
   otherwise) and ``vector``, a float32 blob, L2-normalised: the source of truth for the FAISS index.
 - ``tags``: ``file_id``, ``label``, ``score`` (cosine of the file's vector and the label's prompt).
 """
@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS files (
 );
 CREATE INDEX IF NOT EXISTS files_sha256 ON files(sha256);
 CREATE TABLE IF NOT EXISTS vectors (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
     start_s REAL, end_s REAL,
     vector BLOB NOT NULL
@@ -237,6 +237,22 @@ class Database:
                 return
             last = rows[-1][0]
             yield np.array([r[0] for r in rows], np.int64), from_blobs([r[1] for r in rows], model.dim)
+
+    def current_ids(self) -> np.ndarray:
+        """The ids of every vector made with the database's model, sorted."""
+        model = self.model
+        return np.fromiter((r[0] for r in self.conn.execute(
+            "SELECT v.id FROM vectors v JOIN files f ON f.id = v.file_id WHERE f.model_key = ? AND f.status = 'ok' "
+            "ORDER BY v.id", (model.key if model else "",))), np.int64)
+
+    def vectors_by_id(self, ids: np.ndarray) -> np.ndarray:
+        """The vectors of ``ids``, in that order."""
+        blobs = []
+        for start in range(0, len(ids), 900):
+            chunk = [int(i) for i in ids[start:start + 900]]
+            found = dict(self.conn.execute(f"SELECT id, vector FROM vectors WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+            blobs += [found[i] for i in chunk]
+        return from_blobs(blobs, self.model.dim)
 
     def file_vector(self, file_id: int) -> np.ndarray | None:
         """A file's vector (the normalised mean of its windows with --segments), or None."""

@@ -45,6 +45,7 @@ class VectorIndex:
     kind: str
     generation: int
     count: int
+    updated: tuple[int, int] | None = None  # (added, removed) when brought up to date in place
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """``(scores, ids)`` of shape ``(Q, k)``, best first; id -1 pads when fewer than k exist."""
@@ -127,15 +128,15 @@ def save(vector_index: VectorIndex, path: Path) -> None:
         raise
 
 
-def read(path: Path, generation: int) -> VectorIndex | None:
-    """The cached index if it exists and was built from ``generation``; None otherwise."""
+def read(path: Path, generation: int | None) -> VectorIndex | None:
+    """The cached index if it exists and was built from ``generation`` (any, for None); else None."""
     try:
         with open(path, "rb") as f:
             head = f.read(HEADER.size)
             if len(head) != HEADER.size:
                 return None
             magic, built_from, count = HEADER.unpack(head)
-            if magic != MAGIC or built_from != generation:
+            if magic != MAGIC or (generation is not None and built_from != generation):
                 return None
             data = np.frombuffer(f.read(), dtype=np.uint8)
     except OSError:
@@ -151,25 +152,67 @@ def read(path: Path, generation: int) -> VectorIndex | None:
     return VectorIndex(index, kind, built_from, count)
 
 
+MAX_UPDATE_FRACTION = 0.2  # beyond this share of vectors added or removed, rebuild (IVF lists drift)
+
+
 def load_or_build(db, kind: str = "auto", *, write: bool = True) -> VectorIndex:
-    """The database's index: the cached file when it is current, else rebuilt from SQLite (and
-    written back when ``write``; a read-only place keeps it in memory)."""
+    """The database's index: the cached file when it is current; a stale flat or IVF file brought
+    up to date by adding and removing the vectors that changed (ids are never reused); else built
+    from SQLite. Written back when ``write`` (a read-only place keeps it in memory)."""
     generation = db.generation
     path = index_path(db.path)
-    cached = read(path, generation) if kind == "auto" else None
-    if cached is not None:
-        return cached
-    chunks = list(db.current_vectors())
     dim = db.model.dim if db.model else 1
+    if kind == "auto":
+        cached = read(path, None)
+        if cached is not None and cached.generation == generation:
+            return cached
+        if cached is not None and (updated := _update(cached, db, dim, generation)) is not None:
+            _save_quietly(updated, path, write)
+            return updated
+    chunks = list(db.current_vectors())
     ids = np.concatenate([c[0] for c in chunks]) if chunks else np.zeros(0, np.int64)
     vectors = np.concatenate([c[1] for c in chunks]) if chunks else np.zeros((0, dim), np.float32)
     built = build(ids, vectors, dim, kind, generation=generation)
+    _save_quietly(built, path, write)
+    return built
+
+
+def _save_quietly(index: VectorIndex, path: Path, write: bool) -> None:
     if write:
         try:
-            save(built, path)
+            save(index, path)
         except OSError:
             pass  # a read-only folder: searching still works from memory
-    return built
+
+
+def index_ids(vector_index: VectorIndex) -> np.ndarray:
+    """The ids an index holds, sorted."""
+    f, index = faiss(), vector_index.index
+    if vector_index.kind == "ivf":
+        lists = index.invlists
+        parts = [f.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy() for i in range(index.nlist)
+                 if lists.list_size(i)]
+        return np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+    return np.sort(f.vector_to_array(index.id_map))
+
+
+def _update(cached: VectorIndex, db, dim: int, generation: int) -> VectorIndex | None:
+    """``cached`` brought to ``generation`` in place, or None where a rebuild is the better answer."""
+    if cached.kind == "hnsw" or cached.index.d != dim:
+        return None  # HNSW cannot remove vectors
+    current = db.current_ids()
+    if choose_kind(len(current)) != cached.kind and not (cached.kind == "flat" and len(current) < 1000):
+        return None  # crossed EXACT_LIMIT
+    held = index_ids(cached)
+    new, gone = np.setdiff1d(current, held), np.setdiff1d(held, current)
+    if len(new) + len(gone) > max(1000, MAX_UPDATE_FRACTION * len(current)):
+        return None
+    if len(gone):
+        cached.index.remove_ids(faiss().IDSelectorBatch(gone))
+    if len(new):
+        cached.index.add_with_ids(db.vectors_by_id(new), new)
+    cached.generation, cached.count, cached.updated = generation, len(current), (len(new), len(gone))
+    return cached
 
 
 def _test_hook(point: str) -> None:
