@@ -261,3 +261,19 @@ def test_an_open_searcher_picks_up_a_rerun(clips, tmp_path, tiny_models, tokeniz
     after = {h.name for h in searcher.like(searcher.file_id(str(target)), 20)}
     assert "late.wav" in after and "noise-0.wav" not in after and len(after) == 7
     searcher.close()
+
+
+def test_file_names_that_are_not_utf8_are_indexed_and_shown_escaped(tmp_path, tiny_models, tokenizer, capsys):
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    raw = os.path.join(os.fsencode(folder), b"caf\xe9 \x1b[31m.wav")
+    with open(raw, "wb") as f:
+        sf.write(f, clip(0, 0), RATE, format="WAV")
+    db = tmp_path / "sounds.db"
+    code, report = index(db, folder, model=tiny_models["a"], tokenizer=tokenizer, capsys=capsys)
+    assert code == 0 and report["files"] == 1
+    hits = search(db, capsys, "anything")
+    assert hits[0]["path"] == str(folder) + "/caf\\xe9 \x1b[31m.wav"
+    main(["search", "anything", "--db", str(db)])
+    out = capsys.readouterr().out
+    assert "caf\\xe9 \\x1b[31m.wav" in out and "\x1b" not in out and out.count("\n") == 1

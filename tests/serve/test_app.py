@@ -193,3 +193,32 @@ def test_openapi_lists_the_endpoints(open_client):
                  "/similar/{file_id}"):
         assert path in paths
     assert open_client.get("/docs").status_code == 200
+
+
+def test_files_with_undecodable_names_are_served(tmp_path, collection, searcher):
+    import os
+
+    import soundfile as sf
+    from fastapi.testclient import TestClient
+    from search_support import RATE, clip
+
+    import clapkit
+    from clapkit.cli import main
+    from clapkit.index.search import Searcher
+    from clapkit.serve.app import create_app
+
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    name = os.path.join(os.fsencode(folder), b"caf\xe9.wav").decode("utf-8", "surrogateescape")
+    with open(name, "wb") as f:
+        sf.write(f, clip(1, 0), RATE, format="WAV")
+    db = tmp_path / "odd.db"
+    assert main(["index", str(folder), "--db", str(db), "--model", collection["model"],
+                 "--tokenizer", collection["tokenizer"]]) == 0
+    odd = Searcher(db, clapkit.load(collection["model"], tokenizer=collection["tokenizer"]))
+    with TestClient(create_app(odd), raise_server_exceptions=False) as c:
+        hit = c.get("/search", params={"q": "x"}).json()["hits"][0]
+        assert hit["name"] == "caf\\xe9.wav"
+        response = c.get(f"/files/{hit['id']}")
+        assert response.status_code == 200 and response.content == open(name, "rb").read()
+    odd.close()

@@ -286,9 +286,9 @@ class Indexer:
 
     def _plan(self, db: Database, raw: bytes, st: os.stat_result | None) -> _Item:
         """What to do with a new or changed file: embed, only refresh its stat, copy, or record a failure."""
-        from ..audio import AudioError, audio_info
+        from ..audio import AudioError, audio_info, describe
 
-        name = display_path(raw)
+        name = describe(os.fsdecode(raw))  # printable on one line, like the decoder's own messages
         if st is None:
             try:
                 os.stat(raw)

@@ -140,7 +140,7 @@ def cmd_search(args) -> int:
         else:
             span = f"\t{hit.start:.2f}-{hit.end:.2f}s" if searcher.segments and hit.start is not None else ""
             tags = ("\t" + ", ".join(f"{label} ({score:.2f})" for label, score in hit.tags[:3])) if hit.tags else ""
-            print(f"{hit.score:.4f}\t{printable(hit.path)}{span}{tags}", flush=True)
+            print(f"{hit.score:.4f}\t{_shown(hit.path)}{span}{tags}", flush=True)
     if not hits:
         print("clapkit: no hits" + (f" tagged {args.tag!r}" if args.tag else "")
               + (f" scoring at least {args.min_score:g}" if args.min_score is not None else ""), file=sys.stderr)
@@ -149,6 +149,17 @@ def cmd_search(args) -> int:
 
 
 # ---- parser -----------------------------------------------------------------------------------
+
+
+def _shown(path: str) -> str:
+    """A path for the terminal: control characters (a name can hold ESC sequences) as escapes."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in printable(path))
+
+
+def _model_default_help(parser, default: str) -> None:
+    """--model and --tokenizer of search commands default to what the database records."""
+    parser._option_string_actions["--model"].help += f" (default: {default})"
+    parser._option_string_actions["--tokenizer"].help += " (default: the one the database was indexed with)"
 
 
 def register(subparsers) -> None:
@@ -174,6 +185,7 @@ def register(subparsers) -> None:
                    help="index only this share of the files into DB.part-RANK-of-N (scale-out; then --merge)")
     p.add_argument("--merge", action="store_true", help="combine DB.part-*-of-N into DB")
     _model_options(p)
+    _model_default_help(p, f"the database's model; for a new database {DEFAULT_MODEL}")
     p.set_defaults(handler=cmd_index, model=None)
 
     p = subparsers.add_parser("search", help="search an index by text or by example audio")
@@ -184,6 +196,7 @@ def register(subparsers) -> None:
     p.add_argument("--tag", help="only files tagged with this label (see index --tags)")
     p.add_argument("--min-score", type=_checked(_score, "--min-score"), help="leave out hits below this cosine score")
     _model_options(p)
+    _model_default_help(p, "the database's model")
     p.set_defaults(handler=cmd_search, model=None)
 
 

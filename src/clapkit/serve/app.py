@@ -376,7 +376,8 @@ def create_app(searcher, *, token: str | None = None, limits: Limits = Limits(),
         if not os.path.isfile(path):
             raise HTTPException(404, f"file {file_id}: no longer on disk; re-run clapkit index")
         media = mimetypes.guess_type(path)[0] or "application/octet-stream"
-        return FileResponse(path, media_type=media, filename=os.path.basename(path), content_disposition_type="inline")
+        name = os.path.basename(path).encode("utf-8", "replace").decode("utf-8")  # undecodable bytes: '?'
+        return FileResponse(path, media_type=media, filename=name, content_disposition_type="inline")
 
     app.add_middleware(BodyLimit, limit=limits.max_upload_bytes)
     if token:

@@ -8,6 +8,7 @@ import sys
 from .. import options
 from ..cli.infer import _checked, _int, _model_options, _number, load_model
 from ..errors import UsageError
+from ..index.main import _model_default_help
 
 TOKEN_VARIABLE = "CLAPKIT_SERVE_TOKEN"
 _seconds = _number(float, options.positive_seconds, "a number of seconds above 0")
@@ -72,4 +73,5 @@ def register(subparsers) -> None:
                    help="longest text query (default: 500)")
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
     _model_options(p)
+    _model_default_help(p, "the database's model")
     p.set_defaults(handler=cmd_serve, model=None)
