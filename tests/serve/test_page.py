@@ -107,6 +107,15 @@ def test_search_play_more_like_this_and_upload_in_chromium(server, browser, coll
     names = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#results li.hit .name")]
     assert len(names) == 7 and name not in names
 
+    from selenium.webdriver.support.ui import Select
+
+    Select(browser.find_element(By.ID, "tag")).select_by_visible_text("whistle")
+    box.send_keys(Keys.ENTER)
+    wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "tagged whistle"))
+    tagged = browser.find_elements(By.CSS_SELECTOR, "#results li.hit .tags")
+    assert tagged and all("whistle" in t.text for t in tagged)
+    Select(browser.find_element(By.ID, "tag")).select_by_visible_text("any tag")
+
     upload = collection["files"][2]
     browser.find_element(By.ID, "upload").send_keys(str(upload))
     wait.until(ec.text_to_be_present_in_element((By.ID, "status"), f"like {upload.name}"))

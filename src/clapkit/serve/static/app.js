@@ -63,8 +63,10 @@ async function search(event) {
   if (!q) return;
   status("searching…");
   try {
-    const body = await api("/search?" + new URLSearchParams({ q, top: $("top").value }));
-    render(body.hits, "for “" + q + "”");
+    const params = { q, top: $("top").value };
+    if ($("tag").value) params.tag = $("tag").value;
+    const body = await api("/search?" + new URLSearchParams(params));
+    render(body.hits, "for “" + q + "”" + ($("tag").value ? " tagged " + $("tag").value : ""));
   } catch (e) { status(e.message, true); }
 }
 
@@ -94,6 +96,14 @@ async function info() {
     $("info").textContent = body.files + " sounds · model " + body.model + " · " + body.index + " search" +
       (body.segments ? " · per segment" : "") + (body.tags.length ? " · " + body.tags.length + " tags" : "");
     $("token-form").hidden = true;
+    const tags = $("tag");
+    tags.replaceChildren(tags.options[0]);
+    for (const label of body.tags) {
+      const option = document.createElement("option");
+      option.value = option.textContent = label;
+      tags.appendChild(option);
+    }
+    tags.hidden = body.tags.length === 0;
   } catch (e) { $("info").textContent = e.message; }
 }
 
