@@ -222,3 +222,43 @@ def test_files_with_undecodable_names_are_served(tmp_path, collection, searcher)
         response = c.get(f"/files/{hit['id']}")
         assert response.status_code == 200 and response.content == open(name, "rb").read()
     odd.close()
+
+
+def test_the_serve_command_binds_localhost_and_takes_the_token_from_the_environment(collection):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    import clapkit
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "CLAPKIT_SERVE_TOKEN": "from-env",
+           "PYTHONPATH": str(Path(clapkit.__file__).resolve().parents[1]) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    server = subprocess.Popen([sys.executable, "-m", "clapkit.cli", "serve", "--db", str(collection["db"]),
+                               "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                health = httpx.get(url + "/health")
+                break
+            except httpx.HTTPError:
+                assert server.poll() is None and time.time() < deadline, "the server did not start"
+                time.sleep(0.2)
+        assert health.json()["files"] == 8
+        assert httpx.get(url + "/info").status_code == 401
+        info = httpx.get(url + "/info", headers={"Authorization": "Bearer from-env"})
+        assert info.status_code == 200 and info.json()["model"] == "tiny-search"  # the database's model, by default
+        assert "server" not in health.headers
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=30)
+    assert f"at http://127.0.0.1:{port}/" in err and "with a token" in err and "Traceback" not in err

@@ -125,8 +125,7 @@ def cmd_search(args) -> int:
     searcher = Searcher(args.db)  # opened first: a missing or foreign database answers before the model loads
     indexed = searcher.file_id(args.like) if args.like else None
     if args.query or indexed is None or explicit_model:
-        searcher.close()
-        searcher = Searcher(args.db, load_model(args))
+        searcher.attach(load_model(args))
     filters = {"tag": args.tag, "min_score": args.min_score}
     if args.query:
         hits = searcher.text(args.query, args.top, **filters)

@@ -59,17 +59,22 @@ class Searcher:
         self.model = self.db.model
         if self.model is None:
             raise UsageError(f"--db: {db_path} holds no vectors yet; run clapkit index FOLDER --db {db_path}")
-        self.pipeline = pipeline
+        self.pipeline = None
         if pipeline is not None:
-            from .db import weights_digest
-
-            problem = model_mismatch(self.db.path, self.model, pipeline.name, weights_digest(pipeline.model),
-                                     int(pipeline.config.embed_dim))
-            if problem:
-                raise UsageError(problem)
+            self.attach(pipeline)
         self.write_cache = write_cache
         self._lock = threading.RLock()
         self.index = store.load_or_build(self.db, write=write_cache)
+
+    def attach(self, pipeline) -> None:
+        """Use ``pipeline`` for text and audio queries; refused unless it is the database's model."""
+        from .db import weights_digest
+
+        problem = model_mismatch(self.db.path, self.model, pipeline.name, weights_digest(pipeline.model),
+                                 int(pipeline.config.embed_dim))
+        if problem:
+            raise UsageError(problem)
+        self.pipeline = pipeline
 
     @property
     def segments(self) -> bool:

@@ -31,9 +31,9 @@ def build_app(args):
 
     if not os.path.isfile(args.db):
         raise UsageError(f"--db: {args.db} does not exist; build it first with: clapkit index FOLDER --db {args.db}")
-    Searcher(args.db).close()  # a foreign or empty database is named before the model loads
+    searcher = Searcher(args.db)  # a foreign or empty database is named before the model loads
     _resolve_model(args)
-    searcher = Searcher(args.db, load_model(args))
+    searcher.attach(load_model(args))
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_audio_seconds=args.max_audio_seconds,
                     max_labels=args.max_labels, max_query_chars=args.max_query_chars)
     token = args.token or os.environ.get(TOKEN_VARIABLE) or None
