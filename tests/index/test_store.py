@@ -83,3 +83,18 @@ def test_vector_ids_are_never_reused(db):
     remove(db, [2])
     fill(db, 3, 1, np.random.default_rng(3))
     assert db.current_ids()[-1] == top + 1
+
+
+def test_only_temporaries_of_dead_writers_are_cleaned_up(db):
+    import fcntl
+
+    fill(db, 0, 10, np.random.default_rng(4))
+    path = store.index_path(db.path)
+    dead = path.with_name(f".{path.name}.dead.tmp")
+    dead.write_bytes(b"half")
+    alive = path.with_name(f".{path.name}.alive.tmp")
+    with open(alive, "wb") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # another writer, still at work
+        store.load_or_build(db)
+        assert not dead.exists() and alive.exists()
+    assert store.read(path, db.generation).count == 10

@@ -12,6 +12,7 @@ lists — the operating point measured by ``benchmarks/bench_search.py`` (recall
 """
 from __future__ import annotations
 
+import fcntl
 import math
 import os
 import struct
@@ -111,10 +112,10 @@ def index_path(db_path: Path) -> Path:
 def save(vector_index: VectorIndex, path: Path) -> None:
     """Write atomically: a temporary file beside ``path``, flushed, then renamed over it."""
     data = faiss().serialize_index(vector_index.index)
-    for leftover in path.parent.glob(f".{path.name}.*.tmp"):  # from a writer killed before its rename
-        leftover.unlink(missing_ok=True)
+    _remove_leftovers(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held while writing: a leftover is a temporary nobody holds
         with os.fdopen(fd, "wb") as out:
             out.write(HEADER.pack(MAGIC, vector_index.generation, vector_index.count))
             out.write(memoryview(data))
@@ -126,6 +127,17 @@ def save(vector_index: VectorIndex, path: Path) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Temporary files of writers killed before their rename (not those of a writer at work)."""
+    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            with open(leftover, "rb") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                leftover.unlink()
+        except OSError:
+            continue  # being written, or already gone
 
 
 def read(path: Path, generation: int | None) -> VectorIndex | None:
