@@ -98,3 +98,14 @@ def test_only_temporaries_of_dead_writers_are_cleaned_up(db):
         store.load_or_build(db)
         assert not dead.exists() and alive.exists()
     assert store.read(path, db.generation).count == 10
+
+
+def test_an_explicit_kind_is_recorded_and_kept_by_later_updates(db, monkeypatch):
+    monkeypatch.setattr(store, "EXACT_LIMIT", 500)
+    rng = np.random.default_rng(5)
+    fill(db, 0, 2000, rng)
+    assert store.load_or_build(db, "flat").kind == "flat"  # would be IVF by size
+    fill(db, 2000, 10, rng)
+    again = store.load_or_build(db)  # a search, or a re-run without --index-kind
+    assert again.kind == "flat" and again.updated == (10, 0)
+    assert store.load_or_build(db, "auto").kind == "ivf" and db.get("index_kind") == "auto"

@@ -178,7 +178,7 @@ class Indexer:
     def __init__(self, pipeline, db_path: str | Path, *, source: str, tokenizer: str | None = None,
                  segments: bool = False, reindex: bool = False, batch_files: int = 32, batch_size: int = 16,
                  tags: str | None = None, template: str = DEFAULT_TEMPLATE, tag_top: int = 5,
-                 retry_errors: bool = False, index_kind: str = "auto", part: Part | None = None,
+                 retry_errors: bool = False, index_kind: str | None = None, part: Part | None = None,
                  progress: bool = True) -> None:
         self.pipeline = pipeline
         self.main_db_path = Path(db_path)
@@ -192,7 +192,8 @@ class Indexer:
         self.commits = 0
 
     def run(self, roots: list[str]) -> Report:
-        store.choose_kind(0, self.index_kind)  # checked before any work
+        if self.index_kind is not None:
+            store.choose_kind(0, self.index_kind)  # checked before any work
         labels = read_labels(self.tags) if self.tags else None
         with writer_lock(self.db_path):
             db = Database(self.db_path, create=True)

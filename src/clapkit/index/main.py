@@ -176,8 +176,9 @@ def register(subparsers) -> None:
     p.add_argument("--tag-top", type=_checked(_int, "--tag-top"), default=5, help="tags kept per file (default: 5)")
     p.add_argument("--reindex", action="store_true", help="re-embed everything with this model, in place (resumable)")
     p.add_argument("--retry-errors", action="store_true", help="try unchanged files that failed before again")
-    p.add_argument("--index-kind", choices=["auto", "flat", "ivf", "hnsw"], default="auto",
-                   help="FAISS index: exact up to 50k vectors, IVF beyond (default: auto)")
+    p.add_argument("--index-kind", choices=["auto", "flat", "ivf", "hnsw"],
+                   help="FAISS index: auto is exact up to 50k vectors, IVF beyond; the choice is kept by "
+                        "later runs (default: the database's, else auto)")
     p.add_argument("--batch-files", type=_checked(_int, "--batch-files"), default=32,
                    help="files written per transaction (default: 32)")
     p.add_argument("--part", type=_checked(_part, "--part"), metavar="RANK/N",

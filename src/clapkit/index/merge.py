@@ -57,7 +57,7 @@ def find_parts(db_path: Path) -> list[Path]:
 
 
 def merge_parts(db_path: str | Path, parts: list[Path] | None = None, *, reindex: bool = False,
-                index_kind: str = "auto", chunk: int = 256) -> MergeReport:
+                index_kind: str | None = None, chunk: int = 256) -> MergeReport:
     db_path = Path(db_path)
     parts = parts or find_parts(db_path)
     report = MergeReport(parts=len(parts))

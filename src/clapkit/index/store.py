@@ -167,18 +167,28 @@ def read(path: Path, generation: int | None) -> VectorIndex | None:
 MAX_UPDATE_FRACTION = 0.2  # beyond this share of vectors added or removed, rebuild (IVF lists drift)
 
 
-def load_or_build(db, kind: str = "auto", *, write: bool = True) -> VectorIndex:
+def load_or_build(db, kind: str | None = None, *, write: bool = True) -> VectorIndex:
     """The database's index: the cached file when it is current; a stale flat or IVF file brought
     up to date by adding and removing the vectors that changed (ids are never reused); else built
-    from SQLite. Written back when ``write`` (a read-only place keeps it in memory)."""
+    from SQLite. Written back when ``write`` (a read-only place keeps it in memory).
+
+    ``kind`` (auto, flat, ivf or hnsw) is recorded in the database, so that later runs and searches
+    keep it; None keeps the recorded one (auto when none is)."""
+    recorded = db.get("index_kind", "auto")
+    changed = kind is not None and kind != recorded
+    if changed:
+        choose_kind(0, kind)
+        with db.transaction():
+            db.put("index_kind", kind)
+    kind = kind or recorded
     generation = db.generation
     path = index_path(db.path)
     dim = db.model.dim if db.model else 1
-    if kind == "auto":
+    if not changed:
         cached = read(path, None)
         if cached is not None and cached.generation == generation:
             return cached
-        if cached is not None and (updated := _update(cached, db, dim, generation)) is not None:
+        if cached is not None and (updated := _update(cached, db, dim, generation, kind)) is not None:
             _save_quietly(updated, path, write)
             return updated
     chunks = list(db.current_vectors())
@@ -208,12 +218,13 @@ def index_ids(vector_index: VectorIndex) -> np.ndarray:
     return np.sort(f.vector_to_array(index.id_map))
 
 
-def _update(cached: VectorIndex, db, dim: int, generation: int) -> VectorIndex | None:
+def _update(cached: VectorIndex, db, dim: int, generation: int, kind: str) -> VectorIndex | None:
     """``cached`` brought to ``generation`` in place, or None where a rebuild is the better answer."""
     if cached.kind == "hnsw" or cached.index.d != dim:
         return None  # HNSW cannot remove vectors
     current = db.current_ids()
-    if choose_kind(len(current)) != cached.kind and not (cached.kind == "flat" and len(current) < 1000):
+    expected = choose_kind(len(current), kind)
+    if expected != cached.kind and not (expected == "ivf" and cached.kind == "flat" and len(current) < 1000):
         return None  # crossed EXACT_LIMIT
     held = index_ids(cached)
     new, gone = np.setdiff1d(current, held), np.setdiff1d(held, current)
