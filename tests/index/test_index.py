@@ -187,6 +187,11 @@ def test_tags_are_stored_as_cosines_and_filter_the_search(clips, tmp_path, tiny_
     assert tagged and all(label in [t["label"] for t in h["tags"]] for h in tagged)
     assert len(tagged) < 8 or all(len(h["tags"]) == 2 for h in tagged)
     assert search(db, capsys, "anything", "--tag", "no such label") == []
+    by_tag = search(db, capsys, "--tag", label, "--top", "20")  # a tag alone: its files by the tag's cosine
+    scores = [next(t["score"] for t in h["tags"] if t["label"] == label) for h in by_tag]
+    assert [h["score"] for h in by_tag] == pytest.approx(scores, abs=1e-4) and scores == sorted(scores, reverse=True)
+    cut = sorted(scores)[len(scores) // 2]
+    assert all(h["score"] >= cut for h in search(db, capsys, "--tag", label, "--min-score", str(cut)))
     assert search(db, capsys, "anything", "--min-score", "1") == []
     with pytest.raises(SystemExit):  # argparse refuses it in one line
         main(["search", "x", "--db", str(db), "--min-score", "2"])

@@ -51,6 +51,8 @@ def test_text_search_returns_the_librarys_hits_without_server_paths(client, sear
     assert all(len(h["tags"]) == 4 for h in hits)
     tagged = client.get("/search", params={"q": "x", "tag": "clicks", "top": 20}).json()["hits"]
     assert tagged and all("clicks" in [t["label"] for t in h["tags"]] for h in tagged)
+    by_tag = client.get("/search", params={"tag": "clicks", "top": 3}).json()["hits"]
+    assert [h["score"] for h in by_tag] == [h.score for h in searcher.tagged("clicks", 3)]
 
 
 def test_more_like_this_and_audio_search_find_the_same_sound(client, collection, searcher, wav):

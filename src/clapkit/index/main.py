@@ -110,8 +110,8 @@ def _merge(args) -> int:
 def cmd_search(args) -> int:
     from .search import Searcher
 
-    if not args.query and not args.like:
-        raise UsageError("search: give a text query, or --like FILE")
+    if not args.query and not args.like and not args.tag:
+        raise UsageError("search: give a text query, --like FILE or --tag LABEL")
     if args.query and args.like:
         raise UsageError("search: give a text query or --like FILE, not both")
     if args.query is not None and not args.query.strip():
@@ -124,15 +124,17 @@ def cmd_search(args) -> int:
         raise UsageError(f"--db: {args.db} does not exist; build it first with: clapkit index FOLDER --db {args.db}")
     searcher = Searcher(args.db)  # opened first: a missing or foreign database answers before the model loads
     indexed = searcher.file_id(args.like) if args.like else None
-    if args.query or indexed is None or explicit_model:
+    if args.query or (args.like and indexed is None) or explicit_model:
         searcher.attach(load_model(args))
     filters = {"tag": args.tag, "min_score": args.min_score}
     if args.query:
         hits = searcher.text(args.query, args.top, **filters)
     elif indexed is not None:
         hits = searcher.like(indexed, args.top, **filters)
-    else:
+    elif args.like:
         hits = searcher.audio(args.like, args.top, **filters)
+    else:  # --tag alone: the files with that tag, by the tag's cosine
+        hits = searcher.tagged(args.tag, args.top, min_score=args.min_score)
     for hit in hits:
         if args.json:
             print(json.dumps(hit.to_dict(segments=searcher.segments)), flush=True)
@@ -193,7 +195,8 @@ def register(subparsers) -> None:
     p.add_argument("--db", required=True, help="the index database")
     p.add_argument("--top", type=_checked(_int, "--top"), default=10, help="hits shown (default: 10)")
     p.add_argument("--like", metavar="FILE", help="find sounds like this audio file (indexed or not)")
-    p.add_argument("--tag", help="only files tagged with this label (see index --tags)")
+    p.add_argument("--tag", help="only files tagged with this label (see index --tags); alone, those files by the "
+                                 "tag's score")
     p.add_argument("--min-score", type=_checked(_score, "--min-score"), help="leave out hits below this cosine score")
     _model_options(p)
     _model_default_help(p, "the database's model")

@@ -124,6 +124,18 @@ class Searcher:
             raise UsageError("audio queries need the model (pass a pipeline)")
         return self.vector(self.pipeline.embed_audio([source])[0].numpy(), top, **filters)
 
+    def tagged(self, label: str, top: int = 10, *, min_score: float | None = None) -> list[Hit]:
+        """The files tagged ``label``, best first; a hit's score is the tag's cosine."""
+        with self._lock:
+            rows = self.db.conn.execute(
+                "SELECT f.id, f.path, f.duration, t.score FROM tags t JOIN files f ON f.id = t.file_id "
+                "WHERE t.label = ? AND f.status = 'ok' AND f.model_key = ? AND t.score >= ? "
+                "ORDER BY t.score DESC, f.id LIMIT ?", (label, self.model.key, -2.0 if min_score is None else min_score,
+                                                         top)).fetchall()
+        hits = [Hit(fid, display_path(raw), score, duration) for fid, raw, duration, score in rows]
+        self._add_tags(hits)
+        return hits
+
     def like(self, file_id: int, top: int = 10, **filters) -> list[Hit]:
         """Files like an indexed one (by its stored vector), the file itself left out."""
         with self._lock:

@@ -301,9 +301,13 @@ def create_app(searcher, *, token: str | None = None, limits: Limits = Limits(),
         return {**(await asyncio.to_thread(searcher.stats)), "limits": asdict(limits),
                 "text_batches": {"model_calls": batcher.calls, "queries": batcher.texts}}
 
-    @app.get("/search", dependencies=guarded, summary="text query")
-    async def search(q: str = Query(..., min_length=1, max_length=limits.max_query_chars), top: int = Top,
+    @app.get("/search", dependencies=guarded, summary="text query (tag= filters; tag= alone lists that tag's files)")
+    async def search(q: str | None = Query(None, max_length=limits.max_query_chars), top: int = Top,
                      tag: str | None = Query(None, max_length=200), min_score: float | None = Query(None, ge=-1, le=1)):
+        if q is None and tag is not None:  # the files with this tag, by the tag's cosine
+            return {"query": None, **hits_json(await asyncio.to_thread(searcher.tagged, tag, top, min_score=min_score))}
+        if q is None:
+            raise HTTPException(422, "q: Field required (or give tag= alone)")
         if not q.strip():
             raise HTTPException(422, "q: empty query")
         vector = await batcher(q)

@@ -60,13 +60,14 @@ function render(hits, what) {
 async function search(event) {
   if (event) event.preventDefault();
   const q = $("q").value.trim();
-  if (!q) return;
+  if (!q && !$("tag").value) return;
   status("searching…");
   try {
-    const params = { q, top: $("top").value };
+    const params = { top: $("top").value };
+    if (q) params.q = q;
     if ($("tag").value) params.tag = $("tag").value;
     const body = await api("/search?" + new URLSearchParams(params));
-    render(body.hits, "for “" + q + "”" + ($("tag").value ? " tagged " + $("tag").value : ""));
+    render(body.hits, (q ? "for “" + q + "”" : "") + ($("tag").value ? " tagged " + $("tag").value : ""));
   } catch (e) { status(e.message, true); }
 }
 
@@ -108,6 +109,7 @@ async function info() {
 }
 
 $("search-form").addEventListener("submit", search);
+$("tag").addEventListener("change", () => search());
 $("upload").addEventListener("change", upload);
 $("token-form").addEventListener("submit", (event) => {
   event.preventDefault();
