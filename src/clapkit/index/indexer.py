@@ -221,10 +221,11 @@ class Indexer:
         recorded = db.model
         if recorded is not None and recorded.key != self.info.key and not self.reindex:
             raise UsageError(mismatch_message(self.db_path, recorded, self.info))
-        if recorded != self.info:
+        if recorded != self.info:  # a new model, or the same one from another path or tokenizer
             with db.transaction():
                 db.put("model", self.info.to_json())
-                db.bump_generation()  # vectors of the old model leave the index until re-embedded
+                if recorded is not None and recorded.key != self.info.key:
+                    db.bump_generation()  # vectors of the old model leave the index until re-embedded
 
     def _set_vocabulary(self, db: Database, labels: list[str]) -> None:
         vocabulary = json.dumps({"labels": labels, "template": self.template, "top": self.tag_top})
