@@ -264,3 +264,23 @@ def test_the_serve_command_binds_localhost_and_takes_the_token_from_the_environm
         server.terminate()
         _, err = server.communicate(timeout=30)
     assert f"at http://127.0.0.1:{port}/" in err and "with a token" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("host, status", [("127.0.0.1:8000", 200), ("localhost", 200), ("[::1]:8000", 200),
+                                          ("evil.example", 400), ("evil.example:8000", 400), ("127.0.0.1.evil.example", 400)])
+def test_a_local_service_answers_only_local_host_names(make_app, host, status):
+    from fastapi.testclient import TestClient
+
+    from clapkit.serve.app import LOCAL_HOSTS
+
+    with TestClient(make_app(hosts=LOCAL_HOSTS), raise_server_exceptions=False) as c:
+        response = c.get("/health", headers={"Host": host})
+    assert response.status_code == status
+    if status == 400:
+        assert "Host header" in one_line_error(response, 400)
+
+
+@pytest.mark.parametrize("path", ["/static/..%2Ffiles%2F1", "/static/%2e%2e/files/1", "/static/..%2F..%2Fserve%2Fapp.py"])
+def test_the_open_static_folder_does_not_open_anything_else(client, path):
+    response = client.get(path, headers={"Authorization": ""})
+    assert response.status_code in (401, 404) and b"RIFF" not in response.content

@@ -38,7 +38,9 @@ def server(make_app):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = uvicorn.Config(make_app(token=TOKEN), host="127.0.0.1", port=port, log_level="warning")
+    from clapkit.serve.app import LOCAL_HOSTS
+
+    config = uvicorn.Config(make_app(token=TOKEN, hosts=LOCAL_HOSTS), host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -129,6 +129,27 @@ class TokenGuard:
                           [(b"www-authenticate", b"Bearer")])
 
 
+class HostGuard:
+    """ASGI middleware: only requests whose Host header names one of ``hosts`` (any port) are
+    served. A service on 127.0.0.1 thus refuses pages of other sites that re-point their own name
+    at 127.0.0.1 (DNS rebinding) to read it from the user's browser."""
+
+    def __init__(self, app, hosts: list[str]) -> None:
+        self.app, self.hosts = app, {h.lower().strip("[]") for h in hosts}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1").lower()
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") and "]:" in host else host
+        if name.strip("[]") not in self.hosts:
+            return await _send_error(send, 400, "Host header: not a name this service answers to")
+        return await self.app(scope, receive, send)
+
+
+LOCAL_HOSTS = ["127.0.0.1", "localhost", "::1"]
+
+
 class BodyLimit:
     """ASGI middleware: a request body over ``limit`` bytes is answered 413, declared or not."""
 
@@ -186,8 +207,9 @@ def _size(n: int) -> str:
 
 
 def create_app(searcher, *, token: str | None = None, limits: Limits = Limits(), show_paths: bool = False,
-               batch_window_s: float = 0.003, refresh_every_s: float = 5.0):
-    """The FastAPI application serving ``searcher`` (whose pipeline embeds the queries)."""
+               batch_window_s: float = 0.003, refresh_every_s: float = 5.0, hosts: list[str] | None = None):
+    """The FastAPI application serving ``searcher`` (whose pipeline embeds the queries); ``hosts``,
+    when given, are the only Host header names answered (see :class:`HostGuard`)."""
     from fastapi import FastAPI, File, Form, Query, Request, UploadFile
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, JSONResponse
@@ -385,5 +407,7 @@ def create_app(searcher, *, token: str | None = None, limits: Limits = Limits(),
 
     app.add_middleware(BodyLimit, limit=limits.max_upload_bytes)
     if token:
-        app.add_middleware(TokenGuard, token=token)  # added last: runs first
+        app.add_middleware(TokenGuard, token=token)
+    if hosts:
+        app.add_middleware(HostGuard, hosts=hosts)  # added last: runs first
     return app

@@ -27,7 +27,7 @@ def _loopback(host: str) -> bool:
 def build_app(args):
     from ..index.main import _resolve_model
     from ..index.search import Searcher
-    from .app import Limits, create_app
+    from .app import LOCAL_HOSTS, Limits, create_app
 
     if not os.path.isfile(args.db):
         raise UsageError(f"--db: {args.db} does not exist; build it first with: clapkit index FOLDER --db {args.db}")
@@ -37,7 +37,9 @@ def build_app(args):
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_audio_seconds=args.max_audio_seconds,
                     max_labels=args.max_labels, max_query_chars=args.max_query_chars)
     token = args.token or os.environ.get(TOKEN_VARIABLE) or None
-    return create_app(searcher, token=token, limits=limits, show_paths=args.show_paths), searcher, token
+    hosts = args.allowed_host or (LOCAL_HOSTS if _loopback(args.host) else None)
+    app = create_app(searcher, token=token, limits=limits, show_paths=args.show_paths, hosts=hosts)
+    return app, searcher, token
 
 
 def cmd_serve(args) -> int:
@@ -63,6 +65,9 @@ def register(subparsers) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=_checked(_int, "--port"), default=8000, help="port (default: 8000)")
     p.add_argument("--token", help=f"require Authorization: Bearer TOKEN (also from ${TOKEN_VARIABLE})")
+    p.add_argument("--allowed-host", action="append", metavar="NAME",
+                   help="a Host header name to answer (repeatable; default on 127.0.0.1: 127.0.0.1, localhost "
+                        "and ::1 only, against DNS rebinding; elsewhere: any)")
     p.add_argument("--show-paths", action="store_true", help="include server paths in results (default: names only)")
     p.add_argument("--max-upload-mb", type=_checked(_megabytes, "--max-upload-mb"), default=20.0,
                    help="largest request body, MiB (default: 20)")
