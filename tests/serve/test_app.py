@@ -31,6 +31,7 @@ def test_health_and_the_page_are_open_everything_else_needs_the_token(client, co
     assert health.status_code == 200 and health.json() == {"status": "ok", "files": 8, "model": "tiny-search"}
     page = client.get("/", headers=bare)
     assert page.status_code == 200 and "<form id=\"search-form\"" in page.text and "http" not in page.text.split("<body>")[1]
+    assert "default-src 'self'" in page.headers["content-security-policy"]
     assert client.get("/static/app.js", headers=bare).status_code == 200
     for method, path, kwargs in GUARDED:
         for headers in (bare, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
