@@ -282,3 +282,27 @@ def test_file_names_that_are_not_utf8_are_indexed_and_shown_escaped(tmp_path, ti
     main(["search", "anything", "--db", str(db)])
     out = capsys.readouterr().out
     assert "caf\\xe9 \\x1b[31m.wav" in out and "\x1b" not in out and out.count("\n") == 1
+
+
+def test_help_answers_without_importing_torch_numpy_or_faiss():
+    import subprocess
+    import sys
+
+    code = ("import sys, clapkit.cli as c; p = c.build_parser(); "
+            "print(any(m in sys.modules for m in ('torch', 'numpy', 'faiss', 'fastapi')))")
+    env = {**os.environ, "PYTHONPATH": str(Path(clapkit.__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert done.stdout.strip() == "False", done.stderr
+    for command in ("index", "search", "serve"):
+        done = subprocess.run([sys.executable, "-m", "clapkit.cli", command, "--help"], capture_output=True, text=True,
+                              timeout=60, env=env)
+        assert done.returncode == 0 and f"usage: clapkit {command}" in done.stdout
+
+
+def test_segments_need_sliding_windows(tmp_path, tiny_models):
+    from clapkit.errors import UsageError
+    from clapkit.index.indexer import Indexer
+
+    model = clapkit.load(tiny_models["a"], policy="start")
+    with pytest.raises(UsageError, match="--segments: needs sliding windows; tiny-search embeds clips with the 'start'"):
+        Indexer(model, tmp_path / "x.db", source="x", segments=True)

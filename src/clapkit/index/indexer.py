@@ -26,8 +26,7 @@ import numpy as np
 from ..errors import ClapkitError, UsageError, one_line
 from . import store
 from .db import Database, ModelInfo, display_path, path_bytes, to_blob, weights_digest
-
-DEFAULT_TEMPLATE = "this is the sound of {}"
+from .main import DEFAULT_TEMPLATE  # noqa: F401 - defined beside the command line, which stays light
 
 
 @dataclass
@@ -184,6 +183,9 @@ class Indexer:
         self.main_db_path = Path(db_path)
         self.part = part
         self.db_path = part.db_path(self.main_db_path) if part else self.main_db_path
+        if segments and pipeline.policy != "sliding":
+            raise UsageError(f"--segments: needs sliding windows; {pipeline.name} embeds clips with the "
+                             f"{pipeline.policy!r} policy")
         self.info = model_info(pipeline, source, segments, tokenizer)
         self.reindex, self.batch_files, self.batch_size = reindex, batch_files, batch_size
         self.tags, self.template, self.tag_top = tags, template, tag_top

@@ -23,6 +23,7 @@ from ..cli.infer import (
 from ..errors import ClapkitError, UsageError, one_line
 
 DEFAULT_MODEL = "msclap-2023"  # the default of the other commands (cli/infer.py); clapkit-small once it ships
+DEFAULT_TEMPLATE = "this is the sound of {}"  # the tags' prompt (the indexer imports it from here)
 
 
 def _score(name: str, text: str) -> float:
@@ -164,8 +165,6 @@ def _model_default_help(parser, default: str) -> None:
 
 
 def register(subparsers) -> None:
-    from .indexer import DEFAULT_TEMPLATE
-
     p = subparsers.add_parser("index", help="index audio folders for sound search (SQLite + FAISS)",
                               description="Embed every audio file under the folders into a search database; re-runs "
                                           "embed only new or changed files and remove deleted ones.")
