@@ -11,7 +11,7 @@ import sys
 from ..errors import ClapkitError, one_line
 
 COMMAND_MODULES = ["clapkit.cli.infer", "clapkit.cli.convert", "clapkit.cli.data", "clapkit.train.main",
-                   "clapkit.eval.main"]
+                   "clapkit.eval.main", "clapkit.index.main", "clapkit.serve.main"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,86 @@
+"""Shared by tests/index and tests/serve: a tiny random-weight CLAP saved as a checkpoint folder
+(what ``--model PATH`` accepts) and short generated clips of distinct kinds."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+RATE = 16000
+KINDS = ["hum", "whistle", "noise", "clicks"]
+
+
+def tiny_config(name: str = "tiny-search") -> dict:
+    from clapkit.models.config import get_config, parse_config
+
+    config = get_config("msclap-2023").to_dict()
+    config.update(name=name, embed_dim=16)
+    config["audio"].update(out_dim=16, args={"embed_dim": 8, "depths": [1, 1], "num_heads": [1, 2], "window_size": 4,
+                                             "spec_size": 64, "mel_bins": 32, "freq_ratio": 2,
+                                             "drop_rate": 0.0, "drop_path_rate": 0.0})
+    config["audio"]["frontend"].update(sample_rate=RATE, clip_seconds=0.5, mel_sample_rate=RATE, fmax=7000, n_mels=32)
+    config["text"].update(out_dim=16, pooling="last", args={"vocab_size": 50257, "n_positions": 64, "n_embd": 16,
+                                                            "n_layer": 1, "n_head": 2})
+    parse_config(config, "tiny")
+    return config
+
+
+def save_tiny_model(folder: Path, seed: int = 0, name: str = "tiny-search") -> str:
+    """A random-weight model (``seed``) saved as ``folder/model.safetensors`` + ``config.json``."""
+    import torch
+
+    from clapkit.models.config import parse_config
+    from clapkit.models.factory import create_model
+    from clapkit.weights.loading import save_pretrained
+
+    config = parse_config(tiny_config(name), name)
+    torch.manual_seed(seed)
+    model = create_model(config)
+    save_pretrained(model, config, folder)
+    return str(folder)
+
+
+def clip(kind: int, variant: int, seconds: float = 0.6, rate: int = RATE) -> np.ndarray:
+    rng = np.random.default_rng([kind, variant])
+    t = np.arange(int(seconds * rate)) / rate
+    if kind == 0:
+        wave = np.sin(2 * np.pi * (110 + 10 * variant) * t)
+    elif kind == 1:
+        wave = np.sin(2 * np.pi * (3000 + 100 * variant) * t)
+    elif kind == 2:
+        wave = rng.standard_normal(t.size)
+    else:
+        wave = np.zeros(t.size)
+        wave[:: rate // (20 + variant)] = 1.0
+    return (0.3 * wave + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def write_clips(folder: Path, per_kind: int = 2, seconds: float = 0.6) -> list[Path]:
+    """``per_kind`` clips of each kind, some in a sub-folder; returns their paths, sorted."""
+    paths = []
+    for kind, name in enumerate(KINDS):
+        for variant in range(per_kind):
+            path = folder / ("sub" if variant % 2 else "") / f"{name}-{variant}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(path, clip(kind, variant, seconds), RATE)
+            paths.append(path)
+    return sorted(paths)
+
+
+def db_state(db_path: Path) -> dict:
+    """Everything a test checks after a run: files by path, vectors per file, orphans, duplicates."""
+    import sqlite3
+
+    conn = sqlite3.connect(db_path)
+    try:
+        files = {row[0].decode(): {"status": row[1], "sha256": row[2], "vectors": row[3], "error": row[4]}
+                 for row in conn.execute("SELECT f.path, f.status, f.sha256, COUNT(v.id), f.error FROM files f "
+                                         "LEFT JOIN vectors v ON v.file_id = f.id GROUP BY f.id")}
+        orphans = conn.execute("SELECT COUNT(*) FROM vectors WHERE file_id NOT IN (SELECT id FROM files)").fetchone()[0]
+        generation = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+        model = json.loads(conn.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()[0])
+    finally:
+        conn.close()
+    return {"files": files, "orphans": orphans, "generation": generation, "model": model}
