@@ -271,6 +271,33 @@ class ClapPipeline:
             return results
         return torch.stack(results) if results else torch.empty(0, self.config.embed_dim)
 
+    def embed_frames(self, audio, *, sample_rate: int | None = None, hop_seconds: float = 0.5,
+                     frame_seconds: float = 1.0, batch_size: int = 32,
+                     normalize: bool = True) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Frame-level embeddings: one per ``hop_seconds``, of the ``frame_seconds`` of audio centred
+        there (zeros beyond the ends; the frame then filled to the model's window as a short clip
+        is). Returns, per input, ``(frames, D)`` embeddings and the frames' centres in seconds
+        (0, hop, 2·hop, … up to the clip's length). The one implementation behind HEAR timestamp
+        embeddings and the X-ARES encoder; cost: one model window per frame."""
+        from .audio import fill, load_audio
+
+        hop = options.positive_seconds("hop_seconds", hop_seconds)
+        frame = min(options.positive_seconds("frame_seconds", frame_seconds), self.clip_samples / self.sample_rate)
+        batch_size = options.positive_int("batch_size", batch_size)
+        frame_samples, hop_samples = max(1, round(frame * self.sample_rate)), max(1, round(hop * self.sample_rate))
+        embeddings, centres = [], []
+        for index, item in enumerate(audio_items(audio)):
+            is_array = isinstance(item, (np.ndarray, torch.Tensor))
+            wave = load_audio(item, self.sample_rate, source_rate=sample_rate if is_array else None,
+                              msclap_compat=self.msclap_compat, name=f"{describe(item)} #{index}" if is_array else None)
+            padded = np.pad(wave, (frame_samples // 2, frame_samples - frame_samples // 2))
+            starts = range(0, max(len(wave), 1), hop_samples)
+            windows = [fill(padded[s:s + frame_samples], self.clip_samples, self.fill) for s in starts]
+            rows = torch.cat([self._encode_windows(windows[i:i + batch_size]) for i in range(0, len(windows), batch_size)])
+            embeddings.append(F.normalize(rows, dim=-1) if normalize else rows)
+            centres.append(torch.arange(len(windows), dtype=torch.float64) * hop_samples / self.sample_rate)
+        return embeddings, centres
+
     # ---- text --------------------------------------------------------------------------------
     def embed_text(self, texts: str | Sequence[str], *, batch_size: int = 256, normalize: bool = True) -> torch.Tensor:
         """Embed a text or a list of texts: ``(N, D)``; ``normalize=False`` gives the un-normalised projections."""

@@ -3,15 +3,14 @@ numpy<2 and imports torchvision, so it cannot share clapkit's), builds its CLAP 
 and saves a ``.pt`` the way its training does; clapkit loads that file and must give the same text
 and audio embeddings: waveforms through LAION's torchlibrosa front end (unfused) and fusion mels
 through its AFF (fusion). Slow: it creates the environment from PyPI."""
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from side_env import side_python
 
 from clapkit.weights.loading import load_checkpoint
 
@@ -22,18 +21,7 @@ PACKAGES = ["librosa", "ftfy", "braceexpand", "h5py", "wget"]  # what its model 
 
 @pytest.fixture(scope="module")
 def laion_python(tmp_path_factory) -> str:
-    env = tmp_path_factory.mktemp("laionenv") / "venv"
-    steps = [[sys.executable, "-m", "venv", "--system-site-packages", str(env)],
-             [str(env / "bin" / "pip"), "install", "-q", "--no-deps", *PACKAGES_NO_DEPS],
-             [str(env / "bin" / "pip"), "install", "-q", *PACKAGES]]
-    for step in steps:
-        done = subprocess.run(step, capture_output=True, text=True)
-        if done.returncode:
-            reason = f"cannot build the laion_clap side environment ({' '.join(step[:3])}…): {done.stderr[-300:]}"
-            if os.environ.get("CI", "").lower() in ("true", "1"):
-                pytest.fail(reason, pytrace=False)
-            pytest.skip(reason)
-    return str(env / "bin" / "python")
+    return side_python(tmp_path_factory.mktemp("laionenv") / "venv", no_deps=PACKAGES_NO_DEPS, with_deps=PACKAGES)
 
 
 def laion_reference(python: str, folder: Path, kind: str) -> dict:

@@ -1,7 +1,6 @@
 """``clapkit eval``: run benchmark tasks on a model and write the report."""
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path

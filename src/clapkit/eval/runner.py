@@ -2,6 +2,7 @@
 seeded bootstrap confidence interval over clips. Also the linear probe and captioning."""
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -182,24 +183,31 @@ class Evaluator:
                                          task.note) for m in task.metrics])
 
     def linear_probe(self, task: Task, audio: np.ndarray, labels: np.ndarray, failed: list[str]) -> Result:
-        """Logistic regression on the frozen audio embeddings, 5-fold stratified cross-validation
-        (seeded); a class with fewer than 5 clips is left out of the folds' training."""
+        """Logistic regression on the frozen audio embeddings, stratified k-fold cross-validation over
+        the test clips (seeded; k = 5, or fewer when a class has fewer clips); classes with a single
+        clip are left out."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import StratifiedKFold
 
         counts = np.bincount(labels)
-        usable = counts[labels] >= 5
+        usable = counts[labels] >= 2
         x, y = audio[usable], labels[usable]
+        if len(np.unique(y)) < 2:
+            return Result(task.title, "probe accuracy", None, None, None, 0,
+                          "skipped: fewer than two classes with two or more clips", None, None, task.name)
+        folds = int(min(5, counts[counts >= 2].min()))
         predicted = np.empty_like(y)
-        for train, test in StratifiedKFold(5, shuffle=True, random_state=self.seed).split(x, y):
-            classifier = LogisticRegression(max_iter=2000, C=1.0).fit(x[train], y[train])
-            predicted[test] = classifier.predict(x[test])
+        with warnings.catch_warnings():  # many classes with few clips each: sklearn's advice is noise here
+            warnings.simplefilter("ignore")
+            for train, test in StratifiedKFold(folds, shuffle=True, random_state=self.seed).split(x, y):
+                classifier = LogisticRegression(max_iter=2000, C=1.0).fit(x[train], y[train])
+                predicted[test] = classifier.predict(x[test])
         correct = (predicted == y).astype(np.float64)
         value = float(correct.mean())
         low, high = M.bootstrap_interval(lambda idx: float(correct[idx].mean()), len(correct),
                                          resamples=self.resamples, seed=self.seed)
         return Result(task.title, "probe accuracy", value, low, high, len(correct), _status(failed), None, None,
-                      task.name, "logistic regression, 5-fold stratified cross-validation on the test clips")
+                      task.name, f"logistic regression, {folds}-fold stratified cross-validation on the test clips")
 
     def _result(self, task: Task, metric: str, value: float, statistic, n: int, failed: list[str]) -> Result:
         low, high = M.bootstrap_interval(statistic, n, resamples=self.resamples, seed=self.seed)
