@@ -10,6 +10,7 @@ import soundfile as sf
 
 RATE = 16000
 KINDS = ["hum", "whistle", "noise", "clicks"]
+TOKEN = "s3cret-token"  # the serve tests' bearer token
 
 
 def tiny_config(name: str = "tiny-search") -> dict:

@@ -15,6 +15,7 @@ from search_support import RATE, clip, db_state
 
 import clapkit
 from clapkit.cli import main
+from clapkit.errors import UsageError
 from clapkit.index.db import Database
 from clapkit.index.store import index_path, read
 
@@ -306,3 +307,19 @@ def test_segments_need_sliding_windows(tmp_path, tiny_models):
     model = clapkit.load(tiny_models["a"], policy="start")
     with pytest.raises(UsageError, match="--segments: needs sliding windows; tiny-search embeds clips with the 'start'"):
         Indexer(model, tmp_path / "x.db", source="x", segments=True)
+
+
+def test_a_searcher_with_a_model_keeps_its_index_when_the_database_is_reindexed_with_another(
+        clips, tmp_path, tiny_models, tokenizer):
+    from clapkit.index.search import Searcher
+
+    db = tmp_path / "sounds.db"
+    assert index(db, clips, model=tiny_models["a"], tokenizer=tokenizer)[0] == 0
+    searcher = Searcher(db, clapkit.load(tiny_models["a"], tokenizer=tokenizer))
+    assert len(searcher.text("a high whistle", 3)) == 3
+    assert index(db, clips, "--reindex", model=tiny_models["b"], tokenizer=tokenizer)[0] == 0
+    assert searcher.refresh() is False  # model b's vectors must not be scored against model a's queries
+    assert "tiny-search" in searcher.stale_reason and "--reindex" in searcher.stale_reason
+    with pytest.raises(UsageError, match="was indexed with tiny-search"):
+        searcher.text("a high whistle", 3)
+    searcher.close()

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from search_support import save_tiny_model, write_clips
+from search_support import TOKEN, save_tiny_model, write_clips
 from shared_data import require
 
 pytest.importorskip("fastapi")
@@ -43,7 +43,7 @@ def _make_app(searcher, **options):
     return create_app(searcher, limits=limits, **options)
 
 
-TOKEN = "s3cret-token"
+
 
 
 @pytest.fixture(scope="session")

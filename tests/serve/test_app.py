@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import TOKEN  # noqa: F401 - the session token
+from search_support import TOKEN
 
 GUARDED = [("get", "/info", {}), ("get", "/search?q=dog", {}), ("get", "/similar/1", {}), ("get", "/files/1", {}),
            ("post", "/embed/text", {"json": {"texts": ["dog"]}}),
@@ -285,3 +285,16 @@ def test_a_local_service_answers_only_local_host_names(make_app, host, status):
 def test_the_open_static_folder_does_not_open_anything_else(client, path):
     response = client.get(path, headers={"Authorization": ""})
     assert response.status_code in (401, 404) and b"RIFF" not in response.content
+
+
+def test_the_api_description_needs_the_token_too(client):
+    bare = {"Authorization": ""}
+    for path in ("/docs", "/openapi.json"):
+        assert client.get(path, headers=bare).status_code == 401
+        assert client.get(path).status_code == 200
+
+
+def test_ids_beyond_sqlite_integers_are_refused_not_a_server_error(client):
+    for path in ("/files/99999999999999999999", "/similar/99999999999999999999"):
+        response = client.get(path)
+        assert response.status_code in (404, 422) and "\n" not in response.text

@@ -360,8 +360,18 @@ class Indexer:
                     self.report.failed.append((display_path(item.raw), item.error))
                     continue
                 if item.action == "reuse":
-                    conn.execute("INSERT INTO vectors (file_id, start_s, end_s, vector) SELECT ?, start_s, end_s, vector "
-                                 "FROM vectors WHERE file_id = ? ORDER BY id", (file_id, item.row_id))
+                    # The twin may have been re-embedded or failed earlier in this run: copy only while it is
+                    # still this content, embedded by this model; otherwise leave the file for the next run.
+                    copied = conn.execute(
+                        "INSERT INTO vectors (file_id, start_s, end_s, vector) SELECT ?, v.start_s, v.end_s, v.vector "
+                        "FROM vectors v JOIN files f ON f.id = v.file_id WHERE v.file_id = ? AND f.sha256 = ? "
+                        "AND f.status = 'ok' AND f.model_key = ? ORDER BY v.id",
+                        (file_id, item.row_id, item.sha256, key)).rowcount
+                    if copied <= 0:
+                        conn.execute("UPDATE files SET model_key = NULL WHERE id = ?", (file_id,))
+                        self.report.failed.append((display_path(item.raw), "its identical twin changed during this "
+                                                   "run; it will be embedded on the next run"))
+                        continue
                     self.report.reused += 1
                 else:
                     conn.executemany("INSERT INTO vectors (file_id, start_s, end_s, vector) VALUES (?, ?, ?, ?)",
@@ -433,6 +443,8 @@ def tag_files(db: Database, pipeline, vocabulary: dict, chunk: int = 1024) -> in
         with db.transaction() as conn:
             for fid in ids:
                 vector = db.file_vector(fid)
+                if vector is None:  # no vectors (yet): nothing to tag
+                    continue
                 scores = text @ vector
                 best = np.argsort(-scores, kind="stable")[:top]
                 conn.execute("DELETE FROM tags WHERE file_id = ?", (fid,))

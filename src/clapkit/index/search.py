@@ -63,6 +63,7 @@ class Searcher:
         if pipeline is not None:
             self.attach(pipeline)
         self.write_cache = write_cache
+        self.stale_reason: str | None = None  # set when the database moved to a model this service cannot query
         self._lock = threading.RLock()
         self.index = store.load_or_build(self.db, write=write_cache)
 
@@ -92,11 +93,20 @@ class Searcher:
             return False
         db = Database(self.db.path)
         try:
-            model, index = db.model, store.load_or_build(db, write=self.write_cache)
+            model = db.model
+            if self.pipeline is not None and model != self.model:
+                from .db import weights_digest
+
+                problem = model_mismatch(self.db.path, model, self.pipeline.name, weights_digest(self.pipeline.model),
+                                         int(self.pipeline.config.embed_dim))
+                if problem:  # re-indexed with another model: keep serving the old index, say why
+                    self.stale_reason = problem
+                    return False
+            index = store.load_or_build(db, write=self.write_cache)
         finally:
             db.close()
         with self._lock:
-            self.model, self.index = model, index
+            self.model, self.index, self.stale_reason = model, index, None
         return True
 
     def stats(self) -> dict:
@@ -109,10 +119,15 @@ class Searcher:
                 "index": self.index.kind, "tags": json.loads(tags)["labels"] if tags else []}
 
     # ---- queries -----------------------------------------------------------------------------
-    def embed_text(self, texts: list[str]) -> np.ndarray:
+    def _query_model(self, kind: str):
         if self.pipeline is None:
-            raise UsageError("text queries need the model (pass a pipeline)")
-        return self.pipeline.embed_text(texts).numpy()
+            raise UsageError(f"{kind} queries need the model (pass a pipeline)")
+        if self.stale_reason:  # the database now holds another model's vectors
+            raise UsageError(self.stale_reason)
+        return self.pipeline
+
+    def embed_text(self, texts: list[str]) -> np.ndarray:
+        return self._query_model("text").embed_text(texts).numpy()
 
     def text(self, query: str, top: int = 10, **filters) -> list[Hit]:
         if not query.strip():
@@ -120,9 +135,7 @@ class Searcher:
         return self.vector(self.embed_text([query])[0], top, **filters)
 
     def audio(self, source, top: int = 10, **filters) -> list[Hit]:
-        if self.pipeline is None:
-            raise UsageError("audio queries need the model (pass a pipeline)")
-        return self.vector(self.pipeline.embed_audio([source])[0].numpy(), top, **filters)
+        return self.vector(self._query_model("audio").embed_audio([source])[0].numpy(), top, **filters)
 
     def tagged(self, label: str, top: int = 10, *, min_score: float | None = None) -> list[Hit]:
         """The files tagged ``label``, best first; a hit's score is the tag's cosine."""

@@ -100,7 +100,7 @@ class TextBatcher:
             self._worker.cancel()
 
 
-OPEN_PATHS = ("/health", "/", "/docs", "/docs/oauth2-redirect", "/openapi.json")
+OPEN_PATHS = ("/health", "/")
 
 
 class TokenGuard:
@@ -211,6 +211,7 @@ def create_app(searcher, *, token: str | None = None, limits: Limits = Limits(),
     """The FastAPI application serving ``searcher`` (whose pipeline embeds the queries); ``hosts``,
     when given, are the only Host header names answered (see :class:`HostGuard`)."""
     from fastapi import FastAPI, File, Form, Query, Request, UploadFile
+    from fastapi import Path as PathParam
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, JSONResponse
     from fastapi.staticfiles import StaticFiles
@@ -309,6 +310,8 @@ def create_app(searcher, *, token: str | None = None, limits: Limits = Limits(),
     @app.get("/health", summary="liveness and collection size (no token needed)")
     async def health():
         stats = await asyncio.to_thread(searcher.stats)
+        if searcher.stale_reason:  # the database was re-indexed with another model than this service's
+            return {"status": "stale", "files": stats["files"], "model": stats["model"], "reason": searcher.stale_reason}
         return {"status": "ok", "files": stats["files"], "model": stats["model"]}
 
     @app.get("/", include_in_schema=False)
@@ -341,7 +344,7 @@ def create_app(searcher, *, token: str | None = None, limits: Limits = Limits(),
         return {"query": q, **hits_json(hits)}
 
     @app.get("/similar/{file_id:int}", dependencies=guarded, summary="more like this indexed file")
-    async def similar(file_id: int, top: int = Top, tag: str | None = Query(None, max_length=200),
+    async def similar(file_id: int = PathParam(..., ge=0, le=2**63 - 1), top: int = Top, tag: str | None = Query(None, max_length=200),
                       min_score: float | None = Query(None, ge=-1, le=1)):
         vector = await asyncio.to_thread(searcher.db_vector, file_id)
         if vector is None:
@@ -372,7 +375,7 @@ def create_app(searcher, *, token: str | None = None, limits: Limits = Limits(),
 
     @app.post("/classify", dependencies=guarded, summary="zero-shot classification of an uploaded clip")
     async def classify(file: UploadFile = File(...), labels: str = Form(..., description="comma-separated labels"),
-                       template: str = Form("this is the sound of {}"), multilabel: bool = Form(False)):
+                       template: str = Form("this is the sound of {}", max_length=500), multilabel: bool = Form(False)):
         from .. import options
 
         names = [label.strip() for label in labels.split(",") if label.strip()]
@@ -398,7 +401,7 @@ def create_app(searcher, *, token: str | None = None, limits: Limits = Limits(),
         return {"labels": [{"label": label, "prob": round(p, 6)} for label, p in ranked]}
 
     @app.get("/files/{file_id:int}", dependencies=guarded, summary="the audio of an indexed file (HTTP ranges)")
-    async def files(file_id: int):
+    async def files(file_id: int = PathParam(..., ge=0, le=2**63 - 1)):
         found = await asyncio.to_thread(searcher.file, file_id)
         if found is None:
             raise HTTPException(404, f"file {file_id}: not in the index")
