@@ -103,7 +103,8 @@ def test_captions_match_msclap(captioner):
     assert captioner.caption(clips, sample_rate=44100, stop="msclap") == list(golden["captions"][:2])
 
 
-def test_bfloat16_keeps_the_front_end_in_float32_and_stays_close(msclap_checkpoint, shared_dir):
+def test_bfloat16_keeps_the_front_end_in_float32_and_stays_close(msclap_checkpoint, shared_dir, monkeypatch):
+    monkeypatch.setattr("clapkit.pipeline.cpu_has_native_bf16", lambda: True)  # whatever this machine has
     model = clapkit.load(msclap_checkpoint("2023"), tokenizer=str(shared_dir / "tokenizers" / "gpt2"), dtype=torch.bfloat16)
     assert model.model.audio.frontend.mel_basis.dtype == torch.float32
     assert model.model.audio.encoder.norm.weight.dtype == torch.bfloat16
@@ -112,6 +113,38 @@ def test_bfloat16_keeps_the_front_end_in_float32_and_stays_close(msclap_checkpoi
     embedding = model.embed_audio(clips, sample_rate=44100, normalize=False).numpy()
     cosine = (embedding * golden).sum(1) / np.linalg.norm(embedding, axis=1) / np.linalg.norm(golden, axis=1)
     assert embedding.dtype == np.float32 and cosine.min() > 0.99
+
+
+def test_bfloat16_on_a_cpu_without_native_bf16_says_so_and_runs_float32(msclap_checkpoint, shared_dir, monkeypatch):
+    monkeypatch.setattr("clapkit.pipeline.cpu_has_native_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="no native bf16"):
+        model = clapkit.load(msclap_checkpoint("2023"), tokenizer=str(shared_dir / "tokenizers" / "gpt2"), dtype="bf16")
+    assert model.model.audio.encoder.norm.weight.dtype == torch.float32
+
+
+def test_int8_quantises_the_audio_sides_linear_layers_and_stays_close(msclap_checkpoint, shared_dir, pipeline_2023):
+    quantized = clapkit.load(msclap_checkpoint("2023"), tokenizer=str(shared_dir / "tokenizers" / "gpt2"), dtype="int8")
+
+    def dynamic(module):
+        return [m for m in module.modules() if type(m).__module__.startswith("torch.ao.nn.quantized.dynamic")]
+
+    audio_linears = [m for part in (pipeline_2023.model.audio, pipeline_2023.model.audio_projection)
+                     for m in part.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(dynamic(quantized.model)) == len(audio_linears) > 0 and not dynamic(quantized.model.text)
+    assert quantized.model.audio.frontend.mel_basis.dtype == torch.float32
+    clips = raw_clips("2023")[:4]
+    ours, reference = quantized.embed_audio(clips, sample_rate=44100), pipeline_2023.embed_audio(clips, sample_rate=44100)
+    assert torch.nn.functional.cosine_similarity(ours, reference).min() > 0.99
+    assert torch.equal(quantized.embed_text(["a dog barks"]), pipeline_2023.embed_text(["a dog barks"]))
+
+
+def test_an_audio_only_model_gives_the_same_audio_embeddings_without_a_text_tower(msclap_checkpoint, pipeline_2023):
+    lean = clapkit.load(msclap_checkpoint("2023"), audio_only=True)
+    assert lean.model.text is None and not any(k.startswith("text") for k in lean.model.state_dict())
+    clips = raw_clips("2023")[:2]
+    assert torch.equal(lean.embed_audio(clips, sample_rate=44100), pipeline_2023.embed_audio(clips, sample_rate=44100))
+    with pytest.raises(clapkit.ClapkitError, match="has no text encoder"):
+        lean.embed_text(["a dog"])
 
 
 # ---- input rules and traps --------------------------------------------------------------------
@@ -163,7 +196,7 @@ def test_bad_arguments_are_refused(pipeline_2023, kwargs, cause):
 @pytest.mark.parametrize("options,cause", [({"hop_seconds": 0}, "hop_seconds"), ({"hop_seconds": float("nan")}, "finite"),
                                            ({"hop_seconds": 8}, "at most 7"), ({"policy": "random"}, "policy"),
                                            ({"variant": "bogus"}, "variant: unknown 'bogus'"),
-                                           ({"device": "bogus"}, "device: unknown"), ({"dtype": "int8"}, "dtype")])
+                                           ({"device": "bogus"}, "device: unknown"), ({"dtype": "int4"}, "dtype: unknown .int4.; choose float32, bfloat16, float16 or int8")])
 def test_bad_load_options_are_one_line(msclap_checkpoint, shared_dir, options, cause):
     with pytest.raises(UsageError, match=cause):
         clapkit.load(msclap_checkpoint("2023"), tokenizer=str(shared_dir / "tokenizers" / "gpt2"), **options)

@@ -380,10 +380,41 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
+INT8 = ("int8", "qint8")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); without it, PyTorch emulates
+    bf16 matrix products and they run several times slower than fp32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _quantized(model: torch.nn.Module) -> torch.nn.Module:
+    """int8 dynamic quantisation of the audio side's Linear layers (weights int8, activations
+    quantised per batch); convolutions, norms and the log-mel front end stay float32. The text side
+    is left in float32: it runs once per label set, and int8 moves small text towers too far
+    (all-MiniLM-L6-v2: cosine 0.90 to float32)."""
+    import warnings
+
+    try:
+        from torch.ao.quantization import quantize_dynamic
+    except ImportError:
+        raise UsageError("dtype: int8 needs torch.ao.quantization, which this torch build no longer has") from None
+    with warnings.catch_warnings():  # torch's notices about its quantisation API, not about this model
+        warnings.simplefilter("ignore")
+        clap = getattr(model, "clap", model)  # a captioner's audio side is its CLAP's
+        for name in ("audio", "audio_projection"):
+            setattr(clap, name, quantize_dynamic(getattr(clap, name), {torch.nn.Linear}, dtype=torch.qint8))
+        return model
+
+
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     if isinstance(dtype, str):
         if dtype not in DTYPES:
-            raise UsageError(f"dtype: unknown {dtype!r}; choose float32, bfloat16 or float16")
+            raise UsageError(f"dtype: unknown {dtype!r}; choose float32, bfloat16, float16 or int8")
         return DTYPES[dtype]
     if dtype not in DTYPES.values():
         raise UsageError(f"dtype: {dtype} is not supported; choose torch.float32, torch.bfloat16 or torch.float16")
@@ -391,23 +422,39 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
 
 
 def load(name_or_path: str | Path, *, variant: str | None = None, tokenizer: str | None = None,
-         device: str | torch.device = "cpu", dtype: str | torch.dtype = torch.float32, **pipeline_options) -> ClapPipeline:
+         device: str | torch.device = "cpu", dtype: str | torch.dtype = torch.float32, audio_only: bool = False,
+         **pipeline_options) -> ClapPipeline:
     """Load a CLAP model by registry name (``clapkit.PRETRAINED``) or from a checkpoint path.
 
     This is where a model is built, moved to ``device`` and cast to ``dtype`` (the log-mel front
-    end stays float32). ``variant`` names the architecture of a path whose keys do not say it;
-    ``tokenizer`` is a hub name or a local folder (default: the model's own). Other options go to
+    end stays float32). ``dtype="bfloat16"`` on a CPU without native bf16 warns and runs float32
+    (emulated bf16 is slower); ``dtype="int8"`` (CPU) quantises the audio side's Linear layers
+    dynamically.
+    ``variant`` names the architecture of a path whose keys do not say it; ``tokenizer`` is a hub
+    name or a local folder (default: the model's own). ``audio_only`` neither builds nor loads the
+    text tower (for jobs that only embed audio: less memory, faster start). Other options go to
     :class:`ClapPipeline`.
     """
-    device, dtype = resolve_device(device), resolve_dtype(dtype)
+    quantize = isinstance(dtype, str) and dtype.lower() in INT8
+    device, dtype = resolve_device(device), torch.float32 if quantize else resolve_dtype(dtype)
+    if quantize and device.type != "cpu":
+        raise UsageError(f"dtype: int8 (dynamic quantisation) runs on the CPU, not {device}; use bfloat16 there")
+    if dtype is torch.bfloat16 and device.type == "cpu" and not cpu_has_native_bf16():
+        import warnings
+
+        warnings.warn("dtype: this CPU has no native bf16 (AVX512-BF16 or AMX), where bf16 runs slower than "
+                      "float32; running float32 instead", stacklevel=2)
+        dtype = torch.float32
     if variant is not None and variant not in list_configs():  # named before any file is read
         raise UsageError(f"variant: unknown {variant!r}; known: {', '.join(list_configs())}")
     if str(name_or_path) in PRETRAINED or not Path(name_or_path).exists():
-        model, config, _ = load_pretrained(str(name_or_path))  # names the known models if unknown
+        model, config, _ = load_pretrained(str(name_or_path), audio_only_model=audio_only)  # names the known ones
     else:
-        model, config = load_checkpoint(name_or_path, variant)
+        model, config = load_checkpoint(name_or_path, variant, audio_only_model=audio_only)
     model = model.to(device, dtype).eval()
     for module in model.modules():
         if isinstance(module, LogMel):
             module.float()
+    if quantize:
+        model = _quantized(model)
     return ClapPipeline(model, config, tokenizer, **pipeline_options)

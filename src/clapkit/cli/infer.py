@@ -150,11 +150,11 @@ def report_failures(failures: list[tuple[str, str]]) -> int:
 # ---- commands ---------------------------------------------------------------------------------
 
 
-def load_model(args):
+def load_model(args, *, audio_only: bool = False):
     from ..pipeline import load
 
     return load(args.model, variant=args.variant, tokenizer=args.tokenizer, device=args.device, dtype=args.dtype,
-                hop_seconds=args.hop, policy=args.policy)
+                hop_seconds=args.hop, policy=args.policy, audio_only=audio_only)
 
 
 def audio_embeddings(model, files: list[str], batch_size: int, failures: list, desc: str) -> Iterator:
@@ -194,7 +194,7 @@ def cmd_embed(args) -> int:
     files, failures = expand_inputs(args.files) if args.files else ([], [])
     if not files and not args.text:
         raise UsageError("embed: give audio files or folders, or --text")
-    model = load_model(args)
+    model = load_model(args, audio_only=not args.text)  # no text tower to build when no text is asked for
     rows = list(audio_embeddings(model, files, args.batch_size, failures, "embed"))
     arrays = {"audio_files": np.array([printable(f) for f, _ in rows], dtype=str),
               "audio": np.stack([e.numpy() for _, e in rows]) if rows else np.zeros((0, model.config.embed_dim), np.float32)}
@@ -253,7 +253,9 @@ def _model_options(parser) -> None:
     parser.add_argument("--variant", help="architecture of a checkpoint path whose keys do not say it")
     parser.add_argument("--tokenizer", help="tokenizer hub name or local folder (for offline use)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default: cpu)")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "int8"],
+                        help="bfloat16 runs float32 (with a warning) on CPUs without native bf16; int8: dynamic "
+                             "quantisation of the Linear layers (CPU)")
     parser.add_argument("--batch-size", type=_checked(_int, "--batch-size"), default=16,
                         help="windows encoded together (default: 16)")
     parser.add_argument("--hop", type=_checked(_hop, "--hop"),

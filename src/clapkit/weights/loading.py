@@ -107,7 +107,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             from safetensors.torch import load_file
 
             return load_file(path)
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = _torch_load(path)
     except Exception as e:
         raise WeightsError(f"{path}: {_unreadable_reason(e)}") from None
     for key in ("model", "state_dict"):
@@ -117,6 +117,14 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsError(f"{path}: expected a state dict of tensors, found {type(obj).__name__}")
     return obj
+
+
+def _torch_load(path: Path):
+    """``torch.load(weights_only=True)``, memory-mapped for zip-format files: tensors are read from
+    the page cache only when used, so the ones a model does not need cost no memory."""
+    with path.open("rb") as f:
+        zipped = f.read(4) == b"PK\x03\x04"
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
 
 
 def _looks_like_torch_file(path: Path) -> bool:
@@ -231,16 +239,31 @@ def read_checkpoint(path: str | Path, variant: str | None = None) -> tuple[dict[
     return state_dict, get_config(variant), path
 
 
-def load_checkpoint(path: str | Path, variant: str | None = None) -> tuple[nn.Module, ModelConfig]:
+TEXT_SIDE = ("text.", "text_projection.", "logit_scale", "logit_bias")
+
+
+def audio_only(state_dict: dict[str, torch.Tensor], config: ModelConfig) -> tuple[dict[str, torch.Tensor], ModelConfig]:
+    """The checkpoint and config without the text tower, its projection and the logit scales, for
+    jobs that embed only audio (a captioner is kept whole: its decoder is its task)."""
+    if config.text is None:
+        return state_dict, config
+    return ({k: v for k, v in state_dict.items() if not k.startswith(TEXT_SIDE)},
+            dataclasses.replace(config, text=None))
+
+
+def load_checkpoint(path: str | Path, variant: str | None = None, *,
+                    audio_only_model: bool = False) -> tuple[nn.Module, ModelConfig]:
     """Build the model a checkpoint describes (see :func:`read_checkpoint`) and load it strictly.
-    Returns ``(model, config)``."""
+    ``audio_only_model`` builds and loads the audio side only. Returns ``(model, config)``."""
     state_dict, config, weights = read_checkpoint(path, variant)
+    if audio_only_model:
+        state_dict, config = audio_only(state_dict, config)
     model = create_model(config)
     load_state_dict_strict(model, state_dict, str(weights))
     return model.eval(), config
 
 
-def load_pretrained(name: str) -> tuple[nn.Module, ModelConfig, Pretrained]:
+def load_pretrained(name: str, *, audio_only_model: bool = False) -> tuple[nn.Module, ModelConfig, Pretrained]:
     """Load a registered release by name (see ``PRETRAINED``)."""
     if name not in PRETRAINED:
         looks_like_path = "/" in name or name.endswith(CHECKPOINT_SUFFIXES)
@@ -248,7 +271,7 @@ def load_pretrained(name: str) -> tuple[nn.Module, ModelConfig, Pretrained]:
             raise WeightsError(f"{name}: no such checkpoint file or folder")
         raise WeightsError(f"unknown model {name!r}; known: {', '.join(PRETRAINED)} (or pass a checkpoint path)")
     spec = PRETRAINED[name]
-    model, config = load_checkpoint(fetch(spec), spec.config)
+    model, config = load_checkpoint(fetch(spec), spec.config, audio_only_model=audio_only_model)
     return model, config, spec
 
 

@@ -1,0 +1,124 @@
+"""fp32, bf16 and int8 inference side by side in one run: speed, agreement with fp32, and the
+memory of an audio-only job.
+
+    python benchmarks/bench_precision.py [--model PATH] [--manifest eval_gm.jsonl] [--clips 64]
+
+Speed: the audio forward of msclap-2023's architecture (msclap's synthetic parity weights when
+../shared/parity is present), batch 8 of 7 s clips, fastest of 3 after a warm-up, against the fp32
+SGEMM peak measured in the same run. Agreement: with ``--model`` and ``--manifest`` (e.g. the
+trained clapkit-small and the offline GM set), the cosine of each clip's embedding to fp32 and the
+share of zero-shot top-1 decisions (over the manifest's first labels) that stay the same.
+Memory: peak RSS of loading msclap-2023 and embedding 8 clips, whole model vs ``audio_only``, each
+in a fresh process.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from bench_inference import SHARED, build_model
+from measure import best_of, measured_sgemm_gflops
+from torch.utils.flop_counter import FlopCounterMode
+
+import clapkit
+from clapkit.audio.features import LogMel
+from clapkit.pipeline import _quantized, cpu_has_native_bf16
+
+# VmHWM, not ru_maxrss: the latter keeps the parent's peak across fork + exec.
+RSS_SCRIPT = """
+import re, sys, numpy as np, clapkit
+m = clapkit.load(sys.argv[1], audio_only=sys.argv[2] == "1")
+m.embed_audio([np.random.default_rng(i).standard_normal(44100 * 7).astype(np.float32) * 0.1 for i in range(8)], sample_rate=44100)
+print(int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024)
+"""
+
+
+def variants(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    import copy
+
+    bf16 = copy.deepcopy(model).to(torch.bfloat16)
+    for module in bf16.modules():
+        if isinstance(module, LogMel):
+            module.float()
+    return {"fp32": model, "bf16": bf16, "int8": _quantized(copy.deepcopy(model))}
+
+
+def speed(models: dict, peak: float) -> dict[str, float]:
+    batch = torch.randn(8, 44100 * 7) * 0.1
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        models["fp32"].audio.encoder(models["fp32"].audio.frontend(batch))
+    flops = counter.get_total_flops()
+    out = {}
+    for name, model in models.items():
+        with torch.inference_mode():
+            seconds = best_of(lambda: model.encode_audio(batch), 3, warmup=True)
+        out[name] = seconds / 8 * 1000
+        print(f"{name}: {out[name]:7.1f} ms/clip  ({flops / seconds / 1e9:6.1f} GFLOP/s = "
+              f"{flops / seconds / 1e9 / peak:5.1%} of the fp32 SGEMM peak)  {out['fp32'] / out[name]:.2f}x fp32")
+    return out
+
+
+def agreement(model_path: str, manifest: Path, clips: int) -> None:
+    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()][:clips]
+    paths = [str((manifest.parent / r["path"]).resolve()) for r in rows]
+    labels = sorted({r["labels"][0] for r in rows})
+    results = {}
+    for dtype in ("float32", "bfloat16", "int8"):
+        pipeline = clapkit.load(model_path, dtype=dtype)
+        audio = pipeline.embed_audio(paths)
+        text = pipeline.embed_text([f"this is the sound of {label}" for label in labels])
+        results[dtype] = (audio, (audio @ text.T).argmax(1))
+    reference, decisions = results["float32"]
+    for dtype in ("bfloat16", "int8"):
+        audio, chosen = results[dtype]
+        cosine = torch.nn.functional.cosine_similarity(audio, reference)
+        print(f"{dtype}: cosine to fp32 min {cosine.min():.5f} mean {cosine.mean():.5f}; top-1 decisions unchanged "
+              f"{(chosen == decisions).float().mean():.1%} of {len(paths)} clips ({len(labels)} labels)")
+
+
+def memory(checkpoint: Path) -> None:
+    for audio_only in ("0", "1"):
+        done = subprocess.run([sys.executable, "-c", RSS_SCRIPT, str(checkpoint), audio_only],
+                              capture_output=True, text=True, check=True)
+        print(f"peak RSS, load msclap-2023 + embed 8 clips, {'audio_only' if audio_only == '1' else 'whole model'}: "
+              f"{float(done.stdout.strip().splitlines()[-1]):.0f} MB")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="a checkpoint for the agreement check (e.g. a clapkit-small run)")
+    parser.add_argument("--manifest", type=Path, help="clips with labels (e.g. <offline>/eval_gm.jsonl)")
+    parser.add_argument("--clips", type=int, default=64)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "other"
+    peak = measured_sgemm_gflops()
+    print(f"CPU ISA {isa}, native bf16: {cpu_has_native_bf16()}, torch threads {torch.get_num_threads()}, "
+          f"fp32 SGEMM measured now: {peak:.1f} GFLOP/s")
+    model, _, how = build_model()
+    print(f"msclap-2023 architecture ({how}), audio forward, batch 8 x 7 s:")
+    speed(variants(model.eval()), peak)
+    if args.model and args.manifest:
+        agreement(args.model, args.manifest, args.clips)
+    maker = SHARED / "parity" / "make_weights.py"
+    if maker.is_file():  # memory needs the released .pth layout (a zip torch file, memory-mapped)
+        spec = importlib.util.spec_from_file_location("make_weights", maker)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        raw = {k: torch.from_numpy(np.array(v, copy=True, order="C")) for k, v in module.make_weights("2023").items()}
+        with tempfile.TemporaryDirectory() as tmp:
+            torch.save({"model": raw}, Path(tmp) / "msclap-2023.pth")
+            memory(Path(tmp) / "msclap-2023.pth")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
