@@ -222,3 +222,66 @@ def test_one_bad_file_never_loses_the_good_results(tmp_path, model_args, capsys)
     for name in ("codec.wav", "one-hertz.wav", "loud.wav"):
         assert name in err
     assert "3 input(s) failed" in err
+
+
+def test_embed_into_a_folder_writes_shards_and_resumes_where_a_killed_run_stopped(audio_dir, model_args, tmp_path, capsys):
+    import json
+
+    from clapkit.cli.embed import read_shards
+
+    out = tmp_path / "embeddings"
+    files = sorted(str(p) for p in audio_dir.rglob("*") if p.suffix in (".wav", ".flac", ".ogg", ".mp3"))
+    assert main(["embed", files[0], "--out", str(out), "--shard-size", "1", *model_args]) in (0, 1)
+    first_paths, first = read_shards(out)
+    capsys.readouterr()
+    # A second run over everything (as after a kill) embeds only what is not in a shard yet.
+    code = main(["embed", str(audio_dir), "--out", str(out), "--shard-size", "1", *model_args])
+    paths, audio = read_shards(out)
+    assert first_paths[0] == paths[0] and len(set(paths)) == len(paths) and (audio[0] == first[0]).all()
+    err = capsys.readouterr().err
+    assert f"{len(first_paths)} already there" in err
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert code == (1 if failures else 0) and len(paths) + len(failures) >= len(files)
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["embed_dim"] == audio.shape[1]
+
+
+def test_embed_refuses_a_folder_of_other_files_and_another_model(audio_dir, model_args, tmp_path, capsys):
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    assert main(["embed", str(audio_dir), "--out", str(tmp_path / "other"), *model_args]) == 2
+    assert "not an embedding folder" in capsys.readouterr().err
+    out = tmp_path / "embeddings"
+    out.mkdir()
+    (out / "meta.json").write_text('{"model": "some-other-model"}')
+    assert main(["embed", str(audio_dir), "--out", str(out), *model_args]) == 2
+    assert "some-other-model" in capsys.readouterr().err
+
+
+def test_a_sigkilled_folder_embed_resumes_to_the_same_embeddings(model_args, tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    from clapkit.cli.embed import read_shards
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(16):
+        sf.write(clips / f"c{i:02d}.wav", rng.standard_normal(22050).astype(np.float32) * 0.1, 44100)
+    command = [sys.executable, "-m", "clapkit.cli", "embed", str(clips), "--shard-size", "2", "--batch-size", "1",
+               *model_args]
+    killed = tmp_path / "killed"
+    run = subprocess.Popen([*command, "--out", str(killed)], stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (killed / "shard-00001.npz").exists() and run.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    partial = len(read_shards(killed)[0])
+    assert subprocess.run([*command, "--out", str(killed)], stderr=subprocess.DEVNULL).returncode == 0
+    assert subprocess.run([*command, "--out", str(tmp_path / "whole")], stderr=subprocess.DEVNULL).returncode == 0
+    resumed, whole = dict(zip(*read_shards(killed))), dict(zip(*read_shards(tmp_path / "whole")))
+    assert 0 < partial < 16 and sorted(resumed) == sorted(whole) and len(read_shards(killed)[0]) == 16
+    assert all(np.array_equal(resumed[p], whole[p]) for p in whole)

@@ -190,11 +190,18 @@ def cmd_classify(args) -> int:
 def cmd_embed(args) -> int:
     import numpy as np
 
-    out = check_output_file(args.out)
+    from .embed import check_output_folder, embed_to_folder
+
+    if not args.out:
+        raise UsageError("--out: empty path")
+    to_file = args.out.endswith(".npz")
+    out = check_output_file(args.out) if to_file else check_output_folder(args.out)
     files, failures = expand_inputs(args.files) if args.files else ([], [])
     if not files and not args.text:
         raise UsageError("embed: give audio files or folders, or --text")
     model = load_model(args, audio_only=not args.text)  # no text tower to build when no text is asked for
+    if not to_file:
+        return embed_to_folder(args, model, files, failures)
     rows = list(audio_embeddings(model, files, args.batch_size, failures, "embed"))
     arrays = {"audio_files": np.array([printable(f) for f, _ in rows], dtype=str),
               "audio": np.stack([e.numpy() for _, e in rows]) if rows else np.zeros((0, model.config.embed_dim), np.float32)}
@@ -277,10 +284,13 @@ def register(subparsers) -> None:
     _model_options(p)
     p.set_defaults(handler=cmd_classify)
 
-    p = subparsers.add_parser("embed", help="audio and text embeddings to an .npz file")
+    p = subparsers.add_parser("embed", help="audio and text embeddings to an .npz file or a resumable folder of shards")
     p.add_argument("files", nargs="*", help="audio files or folders")
     p.add_argument("--text", action="append", help="a text to embed (repeatable)")
-    p.add_argument("--out", required=True, help="the .npz file to write")
+    p.add_argument("--out", required=True,
+                   help="an .npz file, or a folder: shards written as the run goes, resumed when run again")
+    p.add_argument("--shard-size", type=_checked(_int, "--shard-size"), default=1000,
+                   help="files per shard in folder mode (default: 1000)")
     _model_options(p)
     p.set_defaults(handler=cmd_embed)
 
