@@ -14,7 +14,6 @@ run loses at most the files of one unfinished shard; the next run skips every pa
 from __future__ import annotations
 
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -62,16 +61,9 @@ class ShardWriter:
 
 
 def _atomic_npz(path: Path, **arrays) -> None:
-    import numpy as np
+    from .infer import save_npz_atomic
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    save_npz_atomic(path, **arrays)
 
 
 def check_output_folder(out: str) -> Path:
