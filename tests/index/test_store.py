@@ -109,3 +109,15 @@ def test_an_explicit_kind_is_recorded_and_kept_by_later_updates(db, monkeypatch)
     again = store.load_or_build(db)  # a search, or a re-run without --index-kind
     assert again.kind == "flat" and again.updated == (10, 0)
     assert store.load_or_build(db, "auto").kind == "ivf" and db.get("index_kind") == "auto"
+
+
+def test_a_rebuilt_database_never_patches_the_old_databases_cache(tmp_path):
+    from clapkit.index.db import Database
+    from clapkit.index.store import same_database
+
+    first, second = Database(tmp_path / "a.db", create=True), Database(tmp_path / "b.db", create=True)
+    assert first.generation >> 20 != second.generation >> 20  # random starts
+    assert same_database(first.generation, first.generation + 3)
+    assert not same_database(first.generation, second.generation) and not same_database(first.generation + 1, first.generation)
+    first.close()
+    second.close()

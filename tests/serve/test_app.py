@@ -298,3 +298,22 @@ def test_ids_beyond_sqlite_integers_are_refused_not_a_server_error(client):
     for path in ("/files/99999999999999999999", "/similar/99999999999999999999"):
         response = client.get(path)
         assert response.status_code in (404, 422) and "\n" not in response.text
+
+
+def test_a_file_changed_since_indexing_is_not_served(client, searcher, tmp_path):
+    import os
+    import shutil
+
+    file_id = searcher.file_id(str(sorted(searcher.db.conn.execute("SELECT path FROM files WHERE status = 'ok'"))[0][0].decode()))
+    path, meta = searcher.file(file_id)
+    backup = tmp_path / "backup"
+    shutil.copy2(path, backup)
+    try:
+        with open(path, "ab") as f:
+            f.write(b"appended")  # another size: as if a link had been swapped to another file
+        response = client.get(f"/files/{file_id}")
+        assert response.status_code == 404 and "changed since it was indexed" in response.text
+    finally:
+        shutil.copy2(backup, path)
+        os.utime(path, ns=(meta["mtime_ns"], meta["mtime_ns"]))
+    assert client.get(f"/files/{file_id}").status_code == 200

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -164,7 +165,10 @@ class Database:
                 for statement in TABLES.split(";"):
                     if statement.strip():
                         self.conn.execute(statement)
-                self.conn.execute("INSERT INTO meta VALUES ('schema', ?), ('generation', '0')", (str(SCHEMA),))
+                # A random start: a database deleted and built again never meets its old FAISS cache
+                # file at the same generation (the cache is matched by generation alone).
+                start = secrets.randbits(40) << 20
+                self.conn.execute("INSERT INTO meta VALUES ('schema', ?), ('generation', ?)", (str(SCHEMA), str(start)))
         schema = self.get("schema")
         if schema != str(SCHEMA):
             raise UsageError(f"--db: {self.path} has index schema {schema}, this clapkit reads schema {SCHEMA}")

@@ -240,8 +240,9 @@ class Searcher:
     def file(self, file_id: int) -> tuple[str, dict] | None:
         """``(path, metadata)`` of an indexed, readable file; None for any other id."""
         with self._lock:
-            row = self.db.conn.execute("SELECT path, duration, sample_rate, channels FROM files "
+            row = self.db.conn.execute("SELECT path, duration, sample_rate, channels, size, mtime_ns FROM files "
                                        "WHERE id = ? AND status = 'ok'", (file_id,)).fetchone()
         if row is None:
             return None
-        return os.fsdecode(row[0]), {"duration": row[1], "sample_rate": row[2], "channels": row[3]}
+        return os.fsdecode(row[0]), {"duration": row[1], "sample_rate": row[2], "channels": row[3],
+                                     "size": row[4], "mtime_ns": row[5]}

@@ -188,7 +188,8 @@ def load_or_build(db, kind: str | None = None, *, write: bool = True) -> VectorI
         cached = read(path, None)
         if cached is not None and cached.generation == generation:
             return cached
-        if cached is not None and (updated := _update(cached, db, dim, generation, kind)) is not None:
+        if (cached is not None and same_database(cached.generation, generation)
+                and (updated := _update(cached, db, dim, generation, kind)) is not None):
             _save_quietly(updated, path, write)
             return updated
     chunks = list(db.current_vectors())
@@ -216,6 +217,13 @@ def index_ids(vector_index: VectorIndex) -> np.ndarray:
                  if lists.list_size(i)]
         return np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
     return np.sort(f.vector_to_array(index.id_map))
+
+
+def same_database(cached: int, current: int) -> bool:
+    """Whether a cache built at generation ``cached`` can come from the database now at ``current``:
+    each database starts its generations at a random multiple of 2**20 (``db.Database``), so a cache
+    left by a deleted database of the same name is rebuilt, not patched by ids that were reused."""
+    return cached >> 20 == current >> 20 and cached <= current
 
 
 def _update(cached: VectorIndex, db, dim: int, generation: int, kind: str) -> VectorIndex | None:

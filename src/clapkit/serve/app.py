@@ -19,6 +19,7 @@ import hmac
 import logging
 import mimetypes
 import os
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -408,9 +409,15 @@ def create_app(searcher, *, token: str | None = None, limits: Limits = Limits(),
         found = await asyncio.to_thread(searcher.file, file_id)
         if found is None:
             raise HTTPException(404, f"file {file_id}: not in the index")
-        path, _ = found
-        if not os.path.isfile(path):
-            raise HTTPException(404, f"file {file_id}: no longer on disk; re-run clapkit index")
+        path, meta = found
+        try:
+            st = os.stat(path)
+        except OSError:
+            raise HTTPException(404, f"file {file_id}: no longer on disk; re-run clapkit index") from None
+        # Serve only the file that was indexed: one replaced since (or a link swapped to another
+        # file) has another size or time, and waits for the next index run.
+        if not stat.S_ISREG(st.st_mode) or (st.st_size, st.st_mtime_ns) != (meta["size"], meta["mtime_ns"]):
+            raise HTTPException(404, f"file {file_id}: changed since it was indexed; re-run clapkit index")
         media = mimetypes.guess_type(path)[0] or "application/octet-stream"
         name = os.path.basename(path).encode("utf-8", "replace").decode("utf-8")  # undecodable bytes: '?'
         return FileResponse(path, media_type=media, filename=name, content_disposition_type="inline")

@@ -31,7 +31,9 @@ def build_app(args):
 
     if not os.path.isfile(args.db):
         raise UsageError(f"--db: {args.db} does not exist; build it first with: clapkit index FOLDER --db {args.db}")
-    searcher = Searcher(args.db)  # a foreign or empty database is named before the model loads
+    # A foreign or empty database is named before the model loads. The service keeps its index in memory:
+    # writing the FAISS cache back on every refresh during an index run would rewrite it every few seconds.
+    searcher = Searcher(args.db, write_cache=False)
     _resolve_model(args)
     searcher.attach(load_model(args))
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_audio_seconds=args.max_audio_seconds,
