@@ -7,25 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from tiny_clap import RATE, tiny_config
 
-RATE = 16000
 KINDS = ["hum", "whistle", "noise", "clicks"]
 TOKEN = "s3cret-token"  # the serve tests' bearer token
-
-
-def tiny_config(name: str = "tiny-search") -> dict:
-    from clapkit.models.config import get_config, parse_config
-
-    config = get_config("msclap-2023").to_dict()
-    config.update(name=name, embed_dim=16)
-    config["audio"].update(out_dim=16, args={"embed_dim": 8, "depths": [1, 1], "num_heads": [1, 2], "window_size": 4,
-                                             "spec_size": 64, "mel_bins": 32, "freq_ratio": 2,
-                                             "drop_rate": 0.0, "drop_path_rate": 0.0})
-    config["audio"]["frontend"].update(sample_rate=RATE, clip_seconds=0.5, mel_sample_rate=RATE, fmax=7000, n_mels=32)
-    config["text"].update(out_dim=16, pooling="last", args={"vocab_size": 50257, "n_positions": 64, "n_embd": 16,
-                                                            "n_layer": 1, "n_head": 2})
-    parse_config(config, "tiny")
-    return config
 
 
 def save_tiny_model(folder: Path, seed: int = 0, name: str = "tiny-search") -> str:

@@ -7,24 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from tiny_clap import RATE, tiny_config
 
-from clapkit.models.config import get_config, parse_config
-
-RATE = 16000
 LABELS = ["low hum", "high whistle", "noise burst", "clicks"]
 
 
 def tiny_model_config(dropout: float = 0.0) -> dict:
-    config = get_config("msclap-2023").to_dict()
-    config.update(name="tiny-test", embed_dim=16, projection_dropout=dropout)
-    config["audio"].update(out_dim=16, args={"embed_dim": 8, "depths": [2, 2], "num_heads": [1, 2], "window_size": 4,
-                                             "spec_size": 64, "mel_bins": 32, "freq_ratio": 2,
-                                             "drop_rate": dropout, "drop_path_rate": 0.0})
-    config["audio"]["frontend"].update(sample_rate=RATE, clip_seconds=0.5, mel_sample_rate=RATE, fmax=7000, n_mels=32)
-    config["text"].update(out_dim=16, pooling="last", args={"vocab_size": 50257, "n_positions": 64, "n_embd": 16,
-                                                            "n_layer": 1, "n_head": 2})
-    parse_config(config, "tiny")  # checked
-    return config
+    return tiny_config("tiny-test", depths=(2, 2), dropout=dropout)
 
 
 def write_model_config(folder: Path, dropout: float = 0.0) -> str:

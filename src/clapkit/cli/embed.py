@@ -110,7 +110,8 @@ def embed_to_folder(args, model, files: list[str], failures: list) -> int:
     with (folder / "failures.jsonl").open("w", encoding="utf-8") as f:
         for path, error in failures:
             f.write(json.dumps({"path": printable(path), "error": error}) + "\n")
-    embedded = len(todo) - sum(1 for path, _ in failures if path in set(todo))
+    asked = set(todo)
+    embedded = len(todo) - sum(1 for path, _ in failures if path in asked)
     print(f"embedded {embedded} file(s) into {folder} ({len(done)} already there, {len(failures)} failed); "
           f"{writer.next_index} shard(s)", file=sys.stderr)
     return report_failures(failures)

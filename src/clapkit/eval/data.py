@@ -26,7 +26,7 @@ class TaskData:
     skipped: list[str] = field(default_factory=list)  # clips the adapter could not read
 
 
-def load_task_data(task: Task, data_root: Path, workers: int = 4) -> TaskData:
+def load_task_data(task: Task, data_root: Path) -> TaskData:
     clips, skipped = _read_clips(task, Path(data_root))
     labelled = [(clip, _labels(task, clip)) for clip in clips]
     classes = sorted({label for _, labels in labelled for label in labels}, key=_natural) if task.kind in ("single", "multi") else []

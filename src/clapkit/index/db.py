@@ -268,10 +268,3 @@ class Database:
             return None
         mean = from_blobs(blobs, model.dim).mean(0)
         return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
-
-    def file_row(self, file_id: int) -> sqlite3.Row | None:
-        self.conn.row_factory = sqlite3.Row
-        try:
-            return self.conn.execute("SELECT * FROM files WHERE id = ? AND status = 'ok'", (file_id,)).fetchone()
-        finally:
-            self.conn.row_factory = None

@@ -13,7 +13,6 @@ import hashlib
 import json
 import math
 import os
-import sys
 import time
 import zlib
 from collections.abc import Iterator
@@ -463,5 +462,3 @@ def index_files(pipeline, roots: list[str], db_path: str | Path, **options) -> R
     return Indexer(pipeline, db_path, **options).run(roots)
 
 
-def warn(message: str) -> None:
-    print(f"clapkit: {message}", file=sys.stderr)

@@ -270,8 +270,6 @@ def create_app(searcher, *, token: str | None = None, limits: Limits = Limits(),
         log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
         return JSONResponse({"error": "internal error"}, 500)
 
-    guarded: list = []  # the token is checked by TokenGuard, before any body is read
-
     def hits_json(hits) -> dict:
         return {"hits": [hit.to_dict(segments=searcher.segments, paths=show_paths) for hit in hits]}
 
@@ -328,13 +326,13 @@ def create_app(searcher, *, token: str | None = None, limits: Limits = Limits(),
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    # ---- guarded -------------------------------------------------------------------------------
-    @app.get("/info", dependencies=guarded, summary="the index: model, counts, tag vocabulary, limits")
+    # ---- behind the token (checked by TokenGuard, before any body is read) -----------------------
+    @app.get("/info", summary="the index: model, counts, tag vocabulary, limits")
     async def info():
         return {**(await asyncio.to_thread(searcher.stats)), "limits": asdict(limits),
                 "text_batches": {"model_calls": batcher.calls, "queries": batcher.texts}}
 
-    @app.get("/search", dependencies=guarded, summary="text query (tag= filters; tag= alone lists that tag's files)")
+    @app.get("/search", summary="text query (tag= filters; tag= alone lists that tag's files)")
     async def search(q: str | None = Query(None, max_length=limits.max_query_chars), top: int = Top,
                      tag: str | None = Query(None, max_length=200), min_score: float | None = Query(None, ge=-1, le=1)):
         if q is None and tag is not None:  # the files with this tag, by the tag's cosine
@@ -347,7 +345,7 @@ def create_app(searcher, *, token: str | None = None, limits: Limits = Limits(),
         hits = await asyncio.to_thread(searcher.vector, vector, top, tag=tag, min_score=min_score)
         return {"query": q, **hits_json(hits)}
 
-    @app.get("/similar/{file_id:int}", dependencies=guarded, summary="more like this indexed file")
+    @app.get("/similar/{file_id:int}", summary="more like this indexed file")
     async def similar(file_id: int = PathParam(..., ge=0, le=2**63 - 1), top: int = Top, tag: str | None = Query(None, max_length=200),
                       min_score: float | None = Query(None, ge=-1, le=1)):
         vector = await asyncio.to_thread(searcher.db_vector, file_id)
@@ -356,7 +354,7 @@ def create_app(searcher, *, token: str | None = None, limits: Limits = Limits(),
         hits = await asyncio.to_thread(searcher.vector, vector, top, tag=tag, min_score=min_score, exclude=file_id)
         return hits_json(hits)
 
-    @app.post("/search/audio", dependencies=guarded, summary="query by an uploaded clip")
+    @app.post("/search/audio", summary="query by an uploaded clip")
     async def search_audio(file: UploadFile = File(...), top: int = Top):
         vector = await on_model(embed_upload, await upload_bytes(file))
         return hits_json(await asyncio.to_thread(searcher.vector, vector, top))
@@ -364,7 +362,7 @@ def create_app(searcher, *, token: str | None = None, limits: Limits = Limits(),
     class Texts(BaseModel):
         texts: list[str] = Field(..., min_length=1, max_length=limits.max_texts)
 
-    @app.post("/embed/text", dependencies=guarded, summary="text embeddings (normalised)")
+    @app.post("/embed/text", summary="text embeddings (normalised)")
     async def embed_text(body: Texts):
         for i, text in enumerate(body.texts):
             if len(text) > limits.max_query_chars:
@@ -372,12 +370,12 @@ def create_app(searcher, *, token: str | None = None, limits: Limits = Limits(),
         vectors = await asyncio.gather(*(batcher(text) for text in body.texts))
         return {"dim": int(searcher.model.dim), "embeddings": [v.tolist() for v in vectors]}
 
-    @app.post("/embed/audio", dependencies=guarded, summary="audio embedding of an uploaded clip (normalised)")
+    @app.post("/embed/audio", summary="audio embedding of an uploaded clip (normalised)")
     async def embed_audio(file: UploadFile = File(...)):
         vector = await on_model(embed_upload, await upload_bytes(file))
         return {"dim": int(vector.shape[0]), "embedding": vector.tolist()}
 
-    @app.post("/classify", dependencies=guarded, summary="zero-shot classification of an uploaded clip")
+    @app.post("/classify", summary="zero-shot classification of an uploaded clip")
     async def classify(file: UploadFile = File(...), labels: str = Form(..., description="comma-separated labels"),
                        template: str = Form("this is the sound of {}", max_length=500), multilabel: bool = Form(False)):
         from .. import options
@@ -404,7 +402,7 @@ def create_app(searcher, *, token: str | None = None, limits: Limits = Limits(),
         ranked = await on_model(run)
         return {"labels": [{"label": label, "prob": round(p, 6)} for label, p in ranked]}
 
-    @app.get("/files/{file_id:int}", dependencies=guarded, summary="the audio of an indexed file (HTTP ranges)")
+    @app.get("/files/{file_id:int}", summary="the audio of an indexed file (HTTP ranges)")
     async def files(file_id: int = PathParam(..., ge=0, le=2**63 - 1)):
         found = await asyncio.to_thread(searcher.file, file_id)
         if found is None:

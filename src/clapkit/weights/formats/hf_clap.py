@@ -142,7 +142,7 @@ def _frontend(extractor: dict) -> dict:
             "n_mels": extractor.get("feature_size", 64), "fmin": extractor.get("frequency_min", 0),
             "fmax": extractor.get("frequency_max", 14000),
             "mel_scale": "htk" if fusion_bank else "slaney", "mel_norm": None if fusion_bank else "slaney",
-            "short_clip": {"repeatpad": "repeatpad", "repeat": "repeat", "pad": "pad"}[padding]}
+            "short_clip": padding}  # _check_supported allows only the three modes clapkit has
 
 
 def convert_hf_clap_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
