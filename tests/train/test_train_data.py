@@ -216,3 +216,25 @@ def test_a_manifest_split_can_be_selected(tmp_path):
     assert [clip.captions for clip in train] == [("clip 0",), ("clip 2",)]
     with pytest.raises(UsageError, match="no clip of the manifest has split 'test'"):
         index_sources([f"{tmp_path / 'm.jsonl'}#test"])
+
+
+def test_band_limiting_removes_what_a_lower_rate_cannot_hold():
+    rate = 32000
+    t = np.arange(rate) / rate
+    wave = (0.3 * np.sin(2 * np.pi * 1000 * t) + 0.3 * np.sin(2 * np.pi * 12000 * t)).astype(np.float32)
+    limited = train_data.band_limited(wave, rate, np.random.default_rng(0))
+    spectrum = np.abs(np.fft.rfft(limited))
+    assert limited.shape == wave.shape and limited.dtype == np.float32
+    assert spectrum[12000] < 0.01 * spectrum[1000]  # 12 kHz is above the Nyquist of 8, 11.025 and 16 kHz
+    assert spectrum[1000] > 0.5 * np.abs(np.fft.rfft(wave))[1000]
+
+
+def test_band_limit_is_seeded_and_off_by_default(tmp_path):
+    manifest = make_clips(tmp_path / "clips", n=8)
+    plain = list(train(manifest, sample_rate=32000).batches(0))
+    assert_same(plain, list(train(manifest, sample_rate=32000, band_limit=0.0).batches(0)))
+    limited = [list(train(manifest, sample_rate=32000, band_limit=1.0).batches(0)) for _ in range(2)]
+    assert_same(*limited)
+    assert all(not torch.equal(a.waveforms, b.waveforms) for a, b in zip(plain, limited[0]))
+    with pytest.raises(UsageError, match="band_limit"):
+        train(manifest, band_limit=1.5)

@@ -41,6 +41,7 @@ class TrainConfig:
     val_every: int = 1000
     log_every: int = 10
     workers: int = 0
+    band_limit: float = 0.0                       # probability of band-limiting a training clip to 8-16 kHz
     lock_text: bool = False
     lock_audio: bool = False
     tokenizer: str | None = None

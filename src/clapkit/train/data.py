@@ -185,17 +185,37 @@ def _read_member(clip: ClipRef) -> bytes:
     return data
 
 
+BAND_LIMIT_RATES = (8000, 11025, 16000)
+
+
+def band_limited(wave: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """``wave`` as if recorded at a lower rate (telephone, old files): down to a random rate of
+    :data:`BAND_LIMIT_RATES` below ``sample_rate`` and back up, so nothing is left above its Nyquist."""
+    import soxr
+
+    rates = [r for r in BAND_LIMIT_RATES if r < sample_rate]
+    if not rates:
+        return wave
+    low = int(rates[int(rng.integers(len(rates)))])
+    restored = soxr.resample(soxr.resample(wave, sample_rate, low), low, sample_rate)
+    return np.ascontiguousarray(np.resize(restored, wave.shape), dtype=np.float32)
+
+
 def decode_clip(clip: ClipRef, sample_rate: int, clip_samples: int, crop: str,
-                rng: np.random.Generator | None, fill: str = "repeat") -> np.ndarray:
+                rng: np.random.Generator | None, fill: str = "repeat", band_limit: float = 0.0) -> np.ndarray:
     """``(clip_samples,)`` float32: the clip decoded at ``sample_rate`` and cropped, or filled as
-    ``fill`` says (the model's ``short_clip``) when shorter."""
+    ``fill`` says (the model's ``short_clip``) when shorter; with probability ``band_limit`` (random
+    crops only) band-limited (:func:`band_limited`)."""
     source = clip.path if clip.offset < 0 else _read_member(clip)
     if crop == "start":  # decodes only the first clip_samples samples
         with closing(iter_windows(source, sample_rate, clip_samples, policy="start", name=clip.name,
                                   fill=fill)) as windows:
             return next(windows)
     wave = load_audio(source, sample_rate, name=clip.name)  # one decoding pass (iter_windows would take two)
-    return fit_length(wave, clip_samples, "random", rng=rng, fill=fill)[0]
+    cropped = fit_length(wave, clip_samples, "random", rng=rng, fill=fill)[0]
+    if band_limit > 0 and rng.random() < band_limit:  # no draw at 0: runs without it stay as they were
+        return band_limited(cropped, sample_rate, rng)
+    return cropped
 
 
 class ClipDataset(torch.utils.data.Dataset):
@@ -203,9 +223,9 @@ class ClipDataset(torch.utils.data.Dataset):
     ``epoch``; every random choice comes from ``default_rng([seed, epoch, i])``."""
 
     def __init__(self, clips: list[ClipRef], *, sample_rate: int, clip_samples: int, crop: str,
-                 seed: int | None, epoch: int, fill: str = "repeat"):
+                 seed: int | None, epoch: int, fill: str = "repeat", band_limit: float = 0.0):
         self.clips, self.sample_rate, self.clip_samples = clips, sample_rate, clip_samples
-        self.crop, self.seed, self.epoch, self.fill = crop, seed, epoch, fill
+        self.crop, self.seed, self.epoch, self.fill, self.band_limit = crop, seed, epoch, fill, band_limit
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -218,7 +238,8 @@ class ClipDataset(torch.utils.data.Dataset):
         else:
             rng, caption = None, clip.captions[0]
         try:
-            return index, decode_clip(clip, self.sample_rate, self.clip_samples, self.crop, rng, self.fill), caption, None
+            wave = decode_clip(clip, self.sample_rate, self.clip_samples, self.crop, rng, self.fill, self.band_limit)
+            return index, wave, caption, None
         except AudioError as e:
             message = one_line(e)
             return index, None, caption, message.removeprefix(f"{clip.name}: ")
@@ -276,9 +297,12 @@ class TrainData:
 
     def __init__(self, sources: Sequence[str | Path], *, sample_rate: int, clip_samples: int,
                  global_batch_size: int, seed: int, rank: int = 0, world_size: int = 1, workers: int = 0,
-                 crop: str = "random", fill: str = "repeat"):
+                 crop: str = "random", fill: str = "repeat", band_limit: float = 0.0):
         self.sample_rate, self.clip_samples, self.workers = _audio_args(sample_rate, clip_samples, workers)
         self.fill = _fill(fill)
+        if not 0 <= band_limit <= 1:
+            raise UsageError(f"band_limit is a probability within [0, 1], got {band_limit}")
+        self.band_limit = band_limit
         self.global_batch_size = _count(global_batch_size, "global_batch_size", 1)
         self.seed = _count(seed, "seed", 0)
         self.world_size = _count(world_size, "world_size", 1)
@@ -325,7 +349,8 @@ class TrainData:
         if start_step > self.steps_per_epoch:
             raise UsageError(f"start_step {start_step} is beyond the epoch's {self.steps_per_epoch} steps")
         dataset = ClipDataset(self.clips, sample_rate=self.sample_rate, clip_samples=self.clip_samples,
-                              crop=self.crop, seed=self.seed, epoch=_count(epoch, "epoch", 0), fill=self.fill)
+                              crop=self.crop, seed=self.seed, epoch=_count(epoch, "epoch", 0), fill=self.fill,
+                              band_limit=self.band_limit)
         steps = self._steps(self.order(epoch), start_step, self.steps_per_epoch)
         return _batches(dataset, steps, start_step, self.workers)
 

@@ -99,7 +99,8 @@ class Trainer:
         frontend = self.model_config.audio.frontend
         self.data = TrainData(config.train, sample_rate=frontend.sample_rate, clip_samples=self.model_config.clip_samples,
                               global_batch_size=config.batch_size, seed=config.seed, rank=world.rank,
-                              world_size=world.world_size, workers=config.workers, fill=frontend.short_clip)
+                              world_size=world.world_size, workers=config.workers, fill=frontend.short_clip,
+                              band_limit=config.band_limit)
         # Each --val source is its own retrieval set, reported under its name.
         self.vals = {source: ValData([source], sample_rate=frontend.sample_rate, fill=frontend.short_clip,
                                      clip_samples=self.model_config.clip_samples) for source in config.val}

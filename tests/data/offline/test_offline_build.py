@@ -26,6 +26,9 @@ License: GPL-2+
 
 Files: stereo/bell.oga
 License: CC-BY-3.0
+
+Files: stereo/version-two-only.oga
+License: GPL-2
 """
 
 
@@ -43,6 +46,7 @@ def write_audio(path: Path, data: np.ndarray, rate: int = 22050, fmt: str | None
 def freedesktop_tree(root: Path) -> None:
     stereo = root / "usr/share/sounds/freedesktop/stereo"
     write_audio(stereo / "bell.oga", tone(0.6), fmt="OGG")
+    write_audio(stereo / "version-two-only.oga", tone(0.7, amplitude=0.25), fmt="OGG")
     write_audio(stereo / "dialog-warning.oga", tone(12.0, rate=8000), rate=8000, fmt="OGG")  # cut to 10 s
     write_audio(stereo / "silent-thing.wav", np.zeros((22050, 2), np.float32))
     write_audio(stereo / "tiny-click.wav", tone(0.05))
@@ -166,9 +170,12 @@ def test_clips_captions_licences_and_splits(first_build):
 def test_skip_reasons_are_reported(first_build):
     _, report, _ = first_build
     dropped = report["sources"]["sound-theme-freedesktop"]["dropped"]
-    assert dropped == {"silent": 1, "too short": 1, "decode error": 1, "duplicate of an earlier file": 1}
+    assert dropped == {"silent": 1, "too short": 1, "decode error": 1, "duplicate of an earlier file": 1,
+                       "licence GPL-2 excluded": 1}
     files = dict(report["sources"]["sound-theme-freedesktop"]["dropped_files"])
     assert any(name.endswith("broken-file.wav") for name in files)
+    reason = next(r for name, r in files.items() if name.endswith("version-two-only.oga"))
+    assert "cannot be combined" in reason  # GPL-2.0-only material stays out of a GPL-3 model's data
     assert report["sources"]["asterisk-core-sounds-en-wav"]["dropped"] == {"no transcript": 1}
     assert report["sources"]["lmms-common"]["status"] == "skipped"
     assert "lmms-common" in report["sources"]["lmms-common"]["reason"]

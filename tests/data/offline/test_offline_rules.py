@@ -151,9 +151,10 @@ def test_template_choice_is_deterministic_and_varied():
 
 def test_caption_fills_slots_and_fixes_article():
     text = caption(
-        "note", "k", instrument="oboe", loudness="loud", height="high", length="long", loudness_adverb="loudly"
+        "note", "k", instrument="oboe", family="reed", loudness="loud", height="high", length="long",
+        loudness_adverb="loudly"
     )
-    assert "oboe" in text and "a oboe" not in text
+    assert "oboe" in text and "reed" in text and "a oboe" not in text
     assert "{" not in text
 
 
@@ -170,7 +171,9 @@ def test_note_grid_covers_melodic_programs():
 def test_splits_are_by_package_and_eval_sets_are_disjoint():
     assert {s.split for s in SOURCES.values()} == {"train", "val", "test"}
     assert not set(SOURCES) & set(EVAL_SOURCES)
-    assert "0ad-data" not in default_sources()
+    assert set(default_sources()) == set(SOURCES)
+    music = [s for s in SOURCES.values() if s.pypi == "music21"]
+    assert len({s.split for s in music}) == 2 and not set(music[0].include) & set(music[1].include)
     assert not RESERVED & (set(SOURCES) | set(EVAL_SOURCES))
     soundfonts = {"fluid-soundfont-gm"} & set(SOURCES), {"timgm6mb-soundfont"} & set(EVAL_SOURCES)
     assert all(soundfonts)

@@ -1,7 +1,8 @@
-"""Turn one source (an audio file or a rendered note) into one stored clip.
+"""Turn one source (an audio file, or a note, score or speech that :mod:`.synth` renders) into one
+stored clip.
 
 Decode the first ``max_seconds`` with :func:`clapkit.audio.io.read_audio` (the decoder inference
-uses: soundfile, PyAV for what libsndfile cannot read), mix to mono, resample once with soxr to the
+uses: soundfile, PyAV for what libsndfile cannot read) or render the source, mix to mono, resample once with soxr to the
 corpus rate, cut to ``max_seconds``, drop silent or too-short audio, write FLAC. A file the decoder
 refuses is dropped with its reason; a truncated file keeps what decodes (the decoder warns).
 Runs in worker processes: everything here is a plain function of picklable arguments.
@@ -18,6 +19,7 @@ import soundfile
 import soxr
 
 from ...audio.io import AudioError, describe, read_audio
+from .synth import Rendered, RenderError
 
 
 @dataclass(frozen=True)
@@ -35,38 +37,22 @@ class ProcessingParams:
 
 
 @dataclass(frozen=True)
-class NoteSpec:
-    """A note rendered from a SoundFont (GM bank 0)."""
+class FileSegment:
+    """``seconds`` of a long file from ``start``: further clips of a long recording (music, ambience)."""
 
-    soundfont: str
-    program: int
-    pitch: int
-    velocity: int
+    path: str
+    start: float
     seconds: float
-    release_seconds: float = 1.0
 
+    def inputs(self) -> tuple[str, ...]:
+        return (self.path,)
 
-_SYNTHS: dict[str, tuple[object, int, int]] = {}
+    def identity(self) -> str:
+        return repr(("segment", self.start, self.seconds))
 
-
-def render_note(note: NoteSpec, sample_rate: int) -> np.ndarray:
-    """Render one note (mono float32) at ``sample_rate``; the SoundFont is loaded once per process."""
-    import tinysoundfont
-
-    key = f"{note.soundfont}@{sample_rate}"
-    if key not in _SYNTHS:
-        synth = tinysoundfont.Synth(samplerate=sample_rate)
-        _SYNTHS[key] = (synth, synth.sfload(note.soundfont), sample_rate)
-    synth, sfid, _ = _SYNTHS[key]
-    synth.sounds_off()
-    synth.generate(64)  # flush voices of the previous note so each render starts from silence
-    synth.program_select(0, sfid, 0, note.program)
-    synth.noteon(0, note.pitch, note.velocity)
-    held = np.frombuffer(synth.generate(int(note.seconds * sample_rate)), dtype=np.float32)
-    synth.noteoff(0, note.pitch)
-    tail = np.frombuffer(synth.generate(int(note.release_seconds * sample_rate)), dtype=np.float32)
-    stereo = np.concatenate([held, tail]).reshape(-1, 2)
-    return stereo.mean(axis=1)
+    def render(self, sample_rate: int) -> np.ndarray:
+        data, rate = read_audio(self.path, max_seconds=self.start + self.seconds)
+        return to_mono_at_rate(data[int(self.start * rate):], rate, sample_rate)
 
 
 def to_mono_at_rate(data: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
@@ -88,17 +74,20 @@ def check_audio(mono: np.ndarray, params: ProcessingParams) -> str | None:
     return None
 
 
-def process(source: str | NoteSpec, out_path: str, params: ProcessingParams) -> dict:
+def process(source: str | Rendered | FileSegment, out_path: str, params: ProcessingParams) -> dict:
     """Make one clip. Returns ``{"status": "kept", "duration", "sha256"}`` or
     ``{"status": "dropped", "reason"}``; never raises for bad audio."""
     try:
-        if isinstance(source, NoteSpec):
-            mono = render_note(source, params.sample_rate)
-        else:
+        if isinstance(source, str):
             data, rate = read_audio(source, max_seconds=params.max_seconds)
             mono = to_mono_at_rate(data, rate, params.sample_rate)
+        else:
+            mono = np.asarray(source.render(params.sample_rate), dtype=np.float32)
+    except RenderError as e:
+        return {"status": "dropped", "reason": f"render error: {e}"}
     except AudioError as e:  # the message is "<file>: <cause>"; the report names the file already
-        return {"status": "dropped", "reason": f"decode error: {str(e).removeprefix(describe(source) + ': ')}"}
+        path = source if isinstance(source, str) else getattr(source, "path", "")
+        return {"status": "dropped", "reason": f"decode error: {str(e).removeprefix(describe(path) + ': ')}"}
     mono = mono[: int(params.max_seconds * params.sample_rate)]
     reason = check_audio(mono, params)
     if reason:

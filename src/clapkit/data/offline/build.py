@@ -20,6 +20,7 @@ is in the report with its reason.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import re
@@ -39,10 +40,11 @@ from ..manifest import Clip, file_sha256, write_manifest
 from . import audio
 from .archive import AptArchive, Archive, PackageInfo, extract, fetch
 from .captions import caption
-from .licences import guess_licence, read_package_copyright
+from .licences import EXCLUDED_LICENCES, guess_licence, read_package_copyright
 from .sources import EVAL_SOURCES, Item, SourceSpec, refuse_reserved, resolve_sources
 
-RULES_VERSION = 1
+RULES_VERSION = 2  # 2: GM note captions name the family
+CORPUS_SPLITS = ("train", "val", "test")  # the rest are evaluation sets, never trained on
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
@@ -110,6 +112,9 @@ class Builder:
         """The package's clips and drops, from cache or built now; never raises for package trouble."""
         base = {"package": spec.package, "split": spec.split, "version": "", "clips": [], "dropped": []}
         missing = [name for name in (spec.package, *spec.metadata) if name not in known]
+        if spec.pypi and spec.package in missing:
+            reason = f"the Python package {spec.pypi} is not installed (pip install {spec.pypi})"
+            return {**base, "status": "skipped", "reason": reason}
         if missing:
             reason = (f"not in this system's package lists: {', '.join(missing)} "
                       f"(run `apt-get update` if the lists are empty or stale)")
@@ -139,7 +144,8 @@ class Builder:
         if marker.is_file() and marker.read_text() == key:
             return root
         shutil.rmtree(root, ignore_errors=True)
-        for info in infos:
+        root.mkdir(parents=True)
+        for info in infos[1:] if spec.pypi else infos:
             deb = fetch(self.options.archive, info, self.cache / "debs")
             extract(deb, root)
             self.stats["packages_unpacked"] += 1
@@ -151,6 +157,10 @@ class Builder:
         copyright = read_package_copyright(root, spec.package)
         items, dropped = spec.reader(root, spec, copyright)
         dropped = [list(d) for d in dropped]
+        if spec.split in CORPUS_SPLITS:
+            dropped += [[i.name, f"licence {i.licence} excluded: {EXCLUDED_LICENCES[i.licence]}"]
+                        for i in items if i.licence in EXCLUDED_LICENCES]
+            items = [i for i in items if i.licence not in EXCLUDED_LICENCES]
         version = infos[0].version
         source = f"debian:{spec.package}@{version}"
         clips = []
@@ -168,20 +178,21 @@ class Builder:
         return {"key": key, "package": spec.package, "split": spec.split, "version": version,
                 "status": "ok", "clips": clips, "dropped": dropped}
 
-    def _source_hash(self, item: Item, soundfont_hashes: dict[str, str]) -> str:
-        if isinstance(item.source, audio.NoteSpec):
-            note = item.source
-            if note.soundfont not in soundfont_hashes:
-                soundfont_hashes[note.soundfont] = file_sha256(Path(note.soundfont))
-            return _digest(soundfont_hashes[note.soundfont], repr((note.program, note.pitch, note.velocity,
-                                                                   note.seconds, note.release_seconds)))
-        return file_sha256(Path(item.source))
+    def _source_hash(self, item: Item, file_hashes: dict[str, str]) -> str:
+        """The file's SHA256, or for a rendered source the SHA256s of the files it reads (a SoundFont)
+        and its identity."""
+        if isinstance(item.source, str):
+            return file_sha256(Path(item.source))
+        for path in item.source.inputs():
+            if path not in file_hashes:
+                file_hashes[path] = file_sha256(Path(path))
+        return _digest(*(file_hashes[p] for p in item.source.inputs()), item.source.identity())
 
     def _process(self, spec: SourceSpec, items: list[Item]) -> Iterable[tuple[Item, str, dict]]:
         """Yield (item, clip key, result) in item order, decoding only clips not cached."""
-        params, soundfont_hashes, pending = self.options.params, {}, []
+        params, file_hashes, pending = self.options.params, {}, []
         for item in items:
-            clip_key = _digest(self._source_hash(item, soundfont_hashes), params.fingerprint())
+            clip_key = _digest(self._source_hash(item, file_hashes), params.fingerprint())
             first = self.seen.setdefault(clip_key, item.name)
             if first != item.name:
                 reason = f"duplicate of an earlier file: {first}"
@@ -205,6 +216,19 @@ class Builder:
                 _write_json(result_path, result)
                 self.stats["clips_processed"] += 1
             yield item, clip_key, result
+
+
+def python_distributions(specs: list[SourceSpec]) -> dict[str, PackageInfo]:
+    """Version and a SHA256 of the installed files' RECORD of each source read from a Python package."""
+    found = {}
+    for spec in (s for s in specs if s.pypi):
+        try:
+            distribution = importlib.metadata.distribution(spec.pypi)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        record = distribution.read_text("RECORD") or distribution.version
+        found[spec.package] = PackageInfo(spec.package, distribution.version, _digest(record))
+    return found
 
 
 def fsdd_clips(folder: Path) -> tuple[list[Clip], str]:
@@ -273,13 +297,14 @@ def build(options: BuildOptions) -> dict:
     executor = InlineExecutor() if options.jobs <= 1 else ProcessPoolExecutor(options.jobs)
     builder = Builder(options, executor)
     try:
-        known = options.archive.lookup([name for spec in specs for name in (spec.package, *spec.metadata)])
+        debian = [name for spec in specs for name in ((*spec.metadata,) if spec.pypi else (spec.package, *spec.metadata))]
+        known = {**options.archive.lookup(debian), **python_distributions(specs)}
         records = [builder.package_record(spec, known) for spec in _progress(specs, desc="packages", unit="pkg")]
     finally:
         executor.shutdown()
     manifests: dict[str, list[Clip]] = {}
     for record in records:
-        name = "manifest" if record["split"] in ("train", "val", "test") else record["split"]
+        name = "manifest" if record["split"] in CORPUS_SPLITS else record["split"]
         manifests.setdefault(name, []).extend(Clip(**_clip_fields(c)) for c in record["clips"])
     if options.eval_sets:
         records.append(_fsdd_record(options.fsdd, manifests))

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 STOPWORDS = frozenset(
     """sound sounds snd sfx wav ogg oga flac data default usr share games game base common commondata
     misc stereo sample samples techs megapack factions faction units unit tilesets tileset
-    globalmods mods mod core none the of and music musics voices voice announcer""".split()
+    globalmods mods mod core none the of and music musics voices voice announcer audio""".split()
 )
 MUSIC_FOLDERS = frozenset({"music", "musics"})
 VOICE_FOLDERS = frozenset({"voices", "voice", "announcer"})
@@ -45,9 +45,15 @@ TEMPLATES: Mapping[str, Sequence[str]] = {
              "someone says {phrase} in {language}"),
     "transcript": ('a woman saying "{phrase}"', 'a recorded telephone prompt: "{phrase}"',
                    'a female voice says: "{phrase}"'),
-    "note": ("a {instrument} playing a {loudness}, {height} note",
-             "a {length} {height} note on a {instrument}, played {loudness_adverb}",
-             "the sound of a {instrument}: one {loudness} {height} note"),
+    "note": ("a {instrument} playing a {loudness}, {height} note ({family})",
+             "a {length} {height} note on a {instrument}, a {family} instrument, played {loudness_adverb}",
+             "the sound of a {family} instrument: one {loudness} {height} note on a {instrument}"),
+    "drum_hit": ("a {instrument} hit from a {kit} drum kit", "a single {loudness} {instrument} drum sound",
+                 "the sound of a {instrument}, played {loudness_adverb}"),
+    "score": ("{piece} played on a {instrument}", "a {instrument} playing {piece}, {tempo}",
+              "the sound of {piece}, performed on a {instrument} in a {register} register"),
+    "speech": ("{speaker} saying {phrase} in {language}", "{speaker} says {phrase} in {language}, a synthetic voice",
+               "a synthetic {language} voice: {speaker} saying {phrase}"),
     "digit": ("a person saying the number {phrase}", 'someone says "{phrase}"', "the spoken digit {phrase}"),
     "drum": ("a {phrase} hit from a drum kit", "a single {phrase} drum sound", "the sound of a {phrase}"),
 }

@@ -80,3 +80,43 @@ def note_grid(
                     notes.append(GridNote(program, centre + PITCH_STEPS[height], VELOCITIES[loudness],
                                           LENGTHS[length], height, loudness, length))
     return notes
+
+
+# GM percussion map (keys 35-81 on a drum channel), named as drummers name them.
+GM_PERCUSSION = {
+    35: "acoustic bass drum", 36: "bass drum", 37: "side stick", 38: "acoustic snare", 39: "hand clap",
+    40: "electric snare", 41: "low floor tom", 42: "closed hi-hat", 43: "high floor tom", 44: "pedal hi-hat",
+    45: "low tom", 46: "open hi-hat", 47: "low-mid tom", 48: "high-mid tom", 49: "crash cymbal",
+    50: "high tom", 51: "ride cymbal", 52: "chinese cymbal", 53: "ride bell", 54: "tambourine",
+    55: "splash cymbal", 56: "cowbell", 57: "crash cymbal", 58: "vibraslap", 59: "ride cymbal",
+    60: "high bongo", 61: "low bongo", 62: "muted high conga", 63: "open high conga", 64: "low conga",
+    65: "high timbale", 66: "low timbale", 67: "high agogo", 68: "low agogo", 69: "cabasa", 70: "maracas",
+    71: "short whistle", 72: "long whistle", 73: "short guiro", 74: "long guiro", 75: "claves",
+    76: "high wood block", 77: "low wood block", 78: "muted cuica", 79: "open cuica", 80: "muted triangle",
+    81: "open triangle",
+}
+# Drum kits of the GM SoundFonts' percussion bank (preset numbers of the GS standard).
+DRUM_KITS = {0: "standard", 8: "room", 16: "power", 24: "electronic", 25: "TR-808", 32: "jazz", 40: "brush",
+             48: "orchestra"}
+
+
+@dataclass(frozen=True)
+class DrumHit:
+    kit: int
+    key: int
+    velocity: int
+    loudness: str
+
+    @property
+    def instrument(self) -> str:
+        return GM_PERCUSSION[self.key]
+
+    @property
+    def kit_name(self) -> str:
+        return DRUM_KITS[self.kit]
+
+
+def drum_grid(loudnesses: tuple[str, ...] = tuple(VELOCITIES)) -> list[DrumHit]:
+    """kit x percussion key x velocity over the GM drum kits."""
+    return [DrumHit(kit, key, VELOCITIES[loudness], loudness)
+            for kit in DRUM_KITS for key in GM_PERCUSSION for loudness in loudnesses]

@@ -21,6 +21,13 @@ from pathlib import Path
 
 DEP5_FORMAT = re.compile(r"^Format:\s*\S*copyright-format", re.IGNORECASE)
 UNKNOWN = "unknown"
+# Material the corpus leaves out because it cannot be combined with the rest under the licence of
+# the model trained on it (clapkit-small's weights are GPL-3.0-or-later: docs/models/clapkit-small.md).
+EXCLUDED_LICENCES = {
+    "GPL-2": "GPL-2.0-only cannot be combined with the corpus's GPL-3 material",
+    "GFDL-1.3": "GFDL-1.3 is not compatible with the GPL",
+    UNKNOWN: "no licence found in the package's copyright file",
+}
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,15 @@
-"""The Debian packages the offline corpus is built from, their split, and how each is read.
+"""The packages the offline corpus is built from, their split, and how each is read.
 
-Splits are by SOURCE PACKAGE, never by clip, so no recording (or near-copy from the same game)
-is on both sides of a split:
+Sources are Debian packages, except the music rendered from music21's corpus (a PyPI package).
+Splits are by SOURCE, never by clip, so no recording (or near-copy from the same game, or another
+rendition of the same piece) is on both sides of a split:
 
 * **train**: megaglest-data, wesnoth-1.16-data, ufoai-sound, openarena-data, minetest-data,
   hedgewars-data, sound-theme-freedesktop, lomiri-sounds, lmms-common, fluid-soundfont-gm
-  (rendered notes), ktuberling-data, asterisk-core-sounds-en-wav, and 0ad-data when asked for.
-* **val**: lincity-ng-data, scorched3d-data, sound-icons.
+  (rendered notes and drum hits), ktuberling-data, asterisk-core-sounds-en-wav, 0ad-data,
+  widelands-data, warzone2100-data, espeak-ng-data (synthetic speech), music21-tunes (Bach chorales,
+  Ryan's and O'Neill's tunes rendered with fluid-soundfont-gm).
+* **val**: lincity-ng-data, scorched3d-data, sound-icons, supertux-data, music21-airs (Aird's Airs).
 * **test**: warmux-data, oxygen-sounds, sonic-pi-samples.
 * **evaluation sets** (labels from outside the training metadata, never trained on):
   hydrogen-drumkits (drum instrument names from each kit's ``drumkit.xml``), timgm6mb-soundfont
@@ -19,6 +22,7 @@ labels, licence) plus ``(name, reason)`` pairs for files it has to skip.
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import re
 import xml.etree.ElementTree as ET
 import zipfile
@@ -28,11 +32,16 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from ...audio.formats import has_audio_suffix
+from ...audio.io import AudioError, audio_info
 from ...errors import UsageError
-from .audio import NoteSpec
+from .audio import FileSegment
 from .captions import caption, dedupe, kind_of, name_words, split_words
-from .gm import note_grid
-from .licences import CopyrightFile, guess_licence
+from .gm import drum_grid, note_grid
+from .item import Item, Skipped
+from .licences import CopyrightFile, guess_licence, read_package_copyright
+from .music import music_items
+from .speech import speech_items
+from .synth import DRUM_BANK, NoteSpec
 
 RESERVED = frozenset({"openttd-opensfx", "gcompris-qt-data", "tuxpaint-stamps-default"})
 
@@ -46,25 +55,13 @@ def refuse_reserved(package: str) -> None:
         raise ReservedPackageError(f"package {package!r} is reserved and is never downloaded or read")
 
 
-@dataclass
-class Item:
-    """One clip to make: ``source`` is a file on disk or a note to render."""
-
-    name: str
-    source: str | NoteSpec
-    captions: list[str]
-    labels: list[str]
-    licence: str
-    extra: dict = field(default_factory=dict)
-
-
-Skipped = tuple[str, str]
 Reader = Callable[[Path, "SourceSpec", CopyrightFile], tuple[list[Item], list[Skipped]]]
 
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """How one package becomes clips. ``include``: globs on paths inside the package;
+    """How one package becomes clips. ``include``: globs on paths inside the package (for music21,
+    the corpus folders);
     ``archives``: globs of zip files (``.pk3``) whose audio members are read too;
     ``metadata``: further packages extracted beside it for their metadata only."""
 
@@ -79,6 +76,8 @@ class SourceSpec:
     abbreviations: Mapping[str, str] = field(default_factory=dict)
     metadata: tuple[str, ...] = ()
     explicit_only: bool = False
+    pypi: str = ""  # set: the source is this installed Python distribution, not a Debian package
+    segments: int = 0  # further 10 s clips taken from each long file (training sources only)
 
 
 def _wanted(name: str, spec: SourceSpec) -> bool:
@@ -111,8 +110,25 @@ def _zip_members(archive: Path, name: str) -> list[tuple[str, Path]]:
     return members
 
 
+SEGMENT_SECONDS = 10.0
+
+
+def segments(name: str, path: Path, count: int) -> list[tuple[str, FileSegment]]:
+    """Up to ``count`` further 10 s segments of a file longer than 20 s (its first 10 s are the
+    file's own clip), named ``<file>#t=<start>s``."""
+    if count <= 0:
+        return []
+    try:
+        duration = audio_info(path).duration or 0.0
+    except AudioError:
+        return []  # the file's own clip reports why it cannot be read
+    starts = [k * SEGMENT_SECONDS for k in range(1, count + 1) if (k + 1) * SEGMENT_SECONDS <= duration]
+    return [(f"{name}#t={start:g}s", FileSegment(str(path), start, SEGMENT_SECONDS)) for start in starts]
+
+
 def read_named_files(root: Path, spec: SourceSpec, copyright: CopyrightFile) -> tuple[list[Item], list[Skipped]]:
-    """Captions from folder and file names (rules in :mod:`.captions`)."""
+    """Captions from folder and file names (rules in :mod:`.captions`); a long file gives up to
+    ``spec.segments`` further clips with the same caption."""
     items = []
     for name, path in audio_files(root, spec):
         stopwords = spec.stopwords | frozenset(split_words(spec.package))
@@ -121,8 +137,10 @@ def read_named_files(root: Path, spec: SourceSpec, copyright: CopyrightFile) -> 
         phrase = " ".join(dedupe(folders + stem))
         if not phrase:
             phrase = "an unnamed sound"
-        items.append(Item(name, str(path), [caption(kind, name, phrase=phrase)],
-                          dedupe([kind] + stem), copyright.licence_for(name)))
+        captions, labels, licence = [caption(kind, name, phrase=phrase)], dedupe([kind] + stem), copyright.licence_for(name)
+        items.append(Item(name, str(path), captions, labels, licence))
+        for segment_name, segment in segments(name, path, spec.segments):
+            items.append(Item(segment_name, segment, captions, labels, licence, {"segment_start": segment.start}))
     return items, []
 
 
@@ -207,7 +225,7 @@ def note_items(root: Path, copyright: CopyrightFile, grid: dict) -> list[Item]:
     items = []
     for note in note_grid(**grid):
         key = f"{name}#program={note.program},pitch={note.pitch},velocity={note.velocity},seconds={note.seconds}"
-        slots = {"instrument": note.instrument, "loudness": note.loudness, "height": note.height,
+        slots = {"instrument": note.instrument, "family": note.family, "loudness": note.loudness, "height": note.height,
                  "length": note.length, "loudness_adverb": f"{note.loudness}ly"}
         spec = NoteSpec(str(path), note.program, note.pitch, note.velocity, note.seconds)
         extra = {"family": note.family, "instrument": note.instrument, "program": note.program,
@@ -217,14 +235,44 @@ def note_items(root: Path, copyright: CopyrightFile, grid: dict) -> list[Item]:
     return items
 
 
+def drum_items(root: Path, copyright: CopyrightFile) -> list[Item]:
+    name, path = _soundfont(root)
+    items = []
+    for hit in drum_grid():
+        key = f"{name}#kit={hit.kit},key={hit.key},velocity={hit.velocity}"
+        slots = {"instrument": hit.instrument, "kit": hit.kit_name, "loudness": hit.loudness,
+                 "loudness_adverb": f"{hit.loudness}ly"}
+        spec = NoteSpec(str(path), hit.kit, hit.key, hit.velocity, 0.5, bank=DRUM_BANK)
+        extra = {"kit": hit.kit_name, "instrument": hit.instrument, "pitch": hit.key, "velocity": hit.velocity}
+        items.append(Item(key, spec, [caption("drum_hit", key, **slots)], ["drum", hit.instrument],
+                          copyright.licence_for(name), extra))
+    return items
+
+
 def read_training_notes(root: Path, spec: SourceSpec, copyright: CopyrightFile) -> tuple[list[Item], list[Skipped]]:
-    """The full program x pitch x velocity x duration grid (NSynth-style labels)."""
-    return note_items(root, copyright, {}), []
+    """The full program x pitch x velocity x duration grid (NSynth-style labels) and every GM
+    percussion sound of the SoundFont's drum kits."""
+    return note_items(root, copyright, {}) + drum_items(root, copyright), []
 
 
 def read_eval_notes(root: Path, spec: SourceSpec, copyright: CopyrightFile) -> tuple[list[Item], list[Skipped]]:
     """One loud, long note per program and pitch: an instrument-family evaluation set."""
     return note_items(root, copyright, {"loudnesses": ("loud",), "lengths": ("long",)}), []
+
+
+def read_speech(root: Path, spec: SourceSpec, copyright: CopyrightFile) -> tuple[list[Item], list[Skipped]]:
+    """espeak-ng voices speaking numbers, words and sentences (see :mod:`.speech`)."""
+    return speech_items(root, copyright)
+
+
+def read_music(root: Path, spec: SourceSpec, copyright: CopyrightFile) -> tuple[list[Item], list[Skipped]]:
+    """music21's public-domain scores rendered with the GM SoundFont unpacked beside (see :mod:`.music`)."""
+    found = importlib.util.find_spec(spec.pypi)
+    if found is None or found.origin is None:
+        raise FileNotFoundError(f"the Python package {spec.pypi} is not installed (pip install {spec.pypi})")
+    name, soundfont = _soundfont(root)
+    soundfont_licence = read_package_copyright(root, "fluid-soundfont-gm").licence_for(name)
+    return music_items(Path(found.origin).parent / "corpus", spec.include, soundfont, soundfont_licence)
 
 
 DRUMKITS = "usr/share/hydrogen/data/drumkits"
@@ -261,13 +309,19 @@ SONIC_PI_ABBREVIATIONS = {"ambi": "ambient", "bd": "bass drum", "sn": "snare", "
                           "perc": "percussion", "hat": "hi-hat", "guit": "guitar", "vinyl": "vinyl record"}
 OXYGEN_ABBREVIATIONS = {"im": "instant messaging", "sys": "system", "app": "application", "msg": "message"}
 
+LONG_FILE_SEGMENTS = 6
+ZERO_AD_ABBREVIATIONS = {"amb": "ambient", "bldg": "building", "inf": "infantry", "cav": "cavalry",
+                         "civ": "citizen", "fs": "footstep"}
+ZERO_AD_STOPWORDS = frozenset({"actor", "sz", "public", "zip"})
+
 SOURCES: dict[str, SourceSpec] = {spec.package: spec for spec in (
-    SourceSpec("megaglest-data", "train", read_named_files, abbreviations=MEGAGLEST_ABBREVIATIONS),
-    SourceSpec("wesnoth-1.16-data", "train", read_named_files),
-    SourceSpec("ufoai-sound", "train", read_named_files, archives=("*/0snd.pk3",)),
-    SourceSpec("openarena-data", "train", read_named_files, archives=("*.pk3",)),
-    SourceSpec("minetest-data", "train", read_named_files),
-    SourceSpec("hedgewars-data", "train", read_named_files),
+    SourceSpec("megaglest-data", "train", read_named_files, abbreviations=MEGAGLEST_ABBREVIATIONS,
+               segments=LONG_FILE_SEGMENTS),
+    SourceSpec("wesnoth-1.16-data", "train", read_named_files, segments=LONG_FILE_SEGMENTS),
+    SourceSpec("ufoai-sound", "train", read_named_files, archives=("*/0snd.pk3",), segments=LONG_FILE_SEGMENTS),
+    SourceSpec("openarena-data", "train", read_named_files, archives=("*.pk3",), segments=LONG_FILE_SEGMENTS),
+    SourceSpec("minetest-data", "train", read_named_files, segments=LONG_FILE_SEGMENTS),
+    SourceSpec("hedgewars-data", "train", read_named_files, segments=LONG_FILE_SEGMENTS),
     SourceSpec("sound-theme-freedesktop", "train", read_named_files, kind="notification"),
     SourceSpec("lomiri-sounds", "train", read_named_files, kind="notification"),
     SourceSpec("lmms-common", "train", read_named_files, kind="instrument", include=("usr/share/lmms/samples/*",)),
@@ -275,8 +329,18 @@ SOURCES: dict[str, SourceSpec] = {spec.package: spec for spec in (
     SourceSpec("ktuberling-data", "train", read_ktuberling, kind="word"),
     SourceSpec("asterisk-core-sounds-en-wav", "train", read_asterisk, kind="transcript",
                include=(ASTERISK_SOUNDS + "*",), metadata=("asterisk-core-sounds-en",)),
-    SourceSpec("0ad-data", "train", read_named_files, archives=("*public.zip",), explicit_only=True),
+    SourceSpec("0ad-data", "train", read_named_files, archives=("*public.zip",), context=3,
+               stopwords=ZERO_AD_STOPWORDS, abbreviations=ZERO_AD_ABBREVIATIONS, segments=LONG_FILE_SEGMENTS),
+    SourceSpec("widelands-data", "train", read_named_files, segments=LONG_FILE_SEGMENTS),
+    SourceSpec("warzone2100-data", "train", read_named_files, archives=("*.wz",),
+               stopwords=frozenset({"wz", "sequenceaudio"})),
+    SourceSpec("espeak-ng-data", "train", read_speech, kind="speech"),
+    SourceSpec("music21-tunes", "train", read_music, kind="score", include=("bach", "ryansMammoth", "oneills1850"),
+               pypi="music21", metadata=("fluid-soundfont-gm",)),
     SourceSpec("lincity-ng-data", "val", read_named_files),
+    SourceSpec("supertux-data", "val", read_named_files),
+    SourceSpec("music21-airs", "val", read_music, kind="score", include=("airdsAirs",), pypi="music21",
+               metadata=("fluid-soundfont-gm",)),
     SourceSpec("scorched3d-data", "val", read_named_files),
     SourceSpec("sound-icons", "val", read_named_files, kind="notification"),
     SourceSpec("warmux-data", "test", read_named_files),
@@ -292,7 +356,7 @@ EVAL_SOURCES: dict[str, SourceSpec] = {spec.package: spec for spec in (
 
 
 def default_sources() -> list[str]:
-    """Every training source except the ones fetched only when named (0ad-data, 1.4 GB)."""
+    """Every source except the ones fetched only when named."""
     return [name for name, spec in SOURCES.items() if not spec.explicit_only]
 
 

@@ -1,0 +1,147 @@
+"""Sources the corpus renders instead of decoding: SoundFont notes and scores, and espeak-ng speech.
+
+Each spec is a small frozen dataclass, picklable for the worker processes, with
+``render(sample_rate) -> mono float32`` and ``identity()``: what, besides the bytes of the files it
+names (``inputs()``), decides its audio, i.e. its cache key. Paths are not part of the identity, so
+a corpus built elsewhere from the same packages reuses the same keys.
+"""
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile
+
+DRUM_BANK = 128  # SoundFont bank of the GM percussion kits
+HEADROOM = 0.9
+_SYNTHS: dict[str, tuple[object, int]] = {}
+
+
+class RenderError(Exception):
+    """A rendered source that cannot be made (missing program, empty score); the message says why."""
+
+
+def _synth(soundfont: str, sample_rate: int) -> tuple[object, int]:
+    """A synthesizer with ``soundfont`` loaded, once per process and rate."""
+    import tinysoundfont
+
+    key = f"{soundfont}@{sample_rate}"
+    if key not in _SYNTHS:
+        synth = tinysoundfont.Synth(samplerate=sample_rate)
+        _SYNTHS[key] = (synth, synth.sfload(soundfont))
+    synth, sfid = _SYNTHS[key]
+    synth.sounds_off()
+    synth.generate(64)  # flush the voices of the previous render so each one starts from silence
+    return synth, sfid
+
+
+def _samples(synth, count: int) -> np.ndarray:
+    return np.frombuffer(synth.generate(max(count, 0)), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class NoteSpec:
+    """One note from a GM SoundFont; ``bank`` 128 is a percussion kit (``program`` picks the kit)."""
+
+    soundfont: str
+    program: int
+    pitch: int
+    velocity: int
+    seconds: float
+    release_seconds: float = 1.0
+    bank: int = 0
+
+    def inputs(self) -> tuple[str, ...]:
+        return (self.soundfont,)
+
+    def identity(self) -> str:
+        fields = (self.program, self.pitch, self.velocity, self.seconds, self.release_seconds)
+        return repr(fields if self.bank == 0 else (*fields, self.bank))  # keys of bank-0 notes predate banks
+
+    def render(self, sample_rate: int) -> np.ndarray:
+        synth, sfid = _synth(self.soundfont, sample_rate)
+        synth.program_select(0, sfid, self.bank, self.program, is_drums=self.bank == DRUM_BANK)
+        synth.noteon(0, self.pitch, self.velocity)
+        held = _samples(synth, int(self.seconds * sample_rate))
+        synth.noteoff(0, self.pitch)
+        tail = _samples(synth, int(self.release_seconds * sample_rate))
+        return np.concatenate([held, tail]).reshape(-1, 2).mean(axis=1)
+
+
+@dataclass(frozen=True)
+class ScoreSpec:
+    """An excerpt of a score played on one GM program: ``notes`` are ``(start s, length s, MIDI pitch,
+    velocity)``, already scaled to the tempo and transposed; the render stops at ``seconds``."""
+
+    soundfont: str
+    program: int
+    notes: tuple[tuple[float, float, int, int], ...]
+    seconds: float
+    release_seconds: float = 1.0
+
+    def inputs(self) -> tuple[str, ...]:
+        return (self.soundfont,)
+
+    def identity(self) -> str:
+        return repr(("score", self.program, self.notes, self.seconds, self.release_seconds))
+
+    def render(self, sample_rate: int) -> np.ndarray:
+        if not self.notes:
+            raise RenderError("the excerpt has no notes")
+        synth, sfid = _synth(self.soundfont, sample_rate)
+        synth.program_select(0, sfid, 0, self.program)
+        events = sorted([(start, 1, pitch, velocity) for start, _, pitch, velocity in self.notes]
+                        + [(start + length, 0, pitch, 0) for start, length, pitch, _ in self.notes])
+        chunks, position = [], 0
+        for time, is_on, pitch, velocity in events:
+            frame = int(min(time, self.seconds) * sample_rate)
+            chunks.append(_samples(synth, frame - position))
+            position = max(position, frame)
+            if time >= self.seconds:
+                break
+            (synth.noteon(0, pitch, velocity) if is_on else synth.noteoff(0, pitch))
+        chunks.append(_samples(synth, int(self.seconds * sample_rate) - position))
+        synth.notes_off()
+        chunks.append(_samples(synth, int(self.release_seconds * sample_rate)))
+        mono = np.concatenate(chunks).reshape(-1, 2).mean(axis=1)
+        peak = float(np.abs(mono).max())
+        return mono * (HEADROOM / peak) if peak > HEADROOM else mono  # chords add up past full scale
+
+
+@dataclass(frozen=True)
+class SpeechSpec:
+    """Text spoken by espeak-ng with a voice (``en+f3``: language + variant), rate (words per minute)
+    and pitch (0-99); ``data`` is the folder that holds ``espeak-ng-data``."""
+
+    data: str
+    text: str
+    voice: str
+    speed: int = 175
+    pitch: int = 50
+
+    def inputs(self) -> tuple[str, ...]:
+        return ()
+
+    def identity(self) -> str:
+        return repr(("espeak-ng", self.text, self.voice, self.speed, self.pitch))
+
+    def render(self, sample_rate: int) -> np.ndarray:
+        import soxr
+
+        program = shutil.which("espeak-ng")
+        if program is None:
+            raise RenderError("espeak-ng is not installed (apt-get install espeak-ng)")
+        command = [program, f"--path={self.data}", "--stdout", "-v", self.voice, "-s", str(self.speed),
+                   "-p", str(self.pitch), "--", self.text]
+        done = subprocess.run(command, capture_output=True, check=False)
+        if done.returncode != 0 or not done.stdout:
+            raise RenderError(f"espeak-ng failed: {done.stderr.decode(errors='replace').strip()[:200]}")
+        data, rate = soundfile.read(io.BytesIO(done.stdout), dtype="float32")
+        mono = data.mean(axis=1) if data.ndim == 2 else data
+        return soxr.resample(mono, rate, sample_rate, quality="HQ") if rate != sample_rate else mono
+
+
+Rendered = NoteSpec | ScoreSpec | SpeechSpec

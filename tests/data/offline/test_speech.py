@@ -1,0 +1,54 @@
+"""Synthetic speech items: every utterance in several voices, captions naming speaker, words and
+language, labels for the tasks a manifest can feed (language, gender, words)."""
+from __future__ import annotations
+
+from collections import Counter
+
+from clapkit.data.offline import speech
+from clapkit.data.offline.licences import CopyrightFile
+
+
+def espeak_tree(root):
+    variants = root / "usr/lib/x86_64-linux-gnu/espeak-ng-data/voices/!v"
+    variants.mkdir(parents=True)
+    (variants / "m1").write_text("name male1\ngender male 70\n")
+    (variants / "f3").write_text("name female3\ngender female\n")
+    (variants / "klatt").write_text("name klatt\n")
+    return root
+
+
+def test_english_numbers():
+    assert [speech.english_number(n) for n in (0, 7, 13, 20, 42, 90, 100)] == [
+        "zero", "seven", "thirteen", "twenty", "forty-two", "ninety", "one hundred"]
+
+
+def test_every_utterance_in_every_rendition(tmp_path):
+    items, skipped = speech.speech_items(espeak_tree(tmp_path), CopyrightFile((), "GPL-3+"))
+    assert skipped == []
+    assert len(items) == sum(u.renditions for u in speech.utterances())
+    assert len({i.name for i in items}) == len(items)
+    assert {i.licence for i in items} == {"GPL-3+"}
+    assert {i.source.data for i in items} == {str(tmp_path / "usr/lib/x86_64-linux-gnu")}
+    renditions = Counter((i.source.text, i.source.voice, i.source.speed, i.source.pitch) for i in items)
+    assert len(renditions) > 0.95 * len(items)  # voices, rates and pitches vary across renditions
+
+
+def test_captions_and_labels_follow_the_voice(tmp_path):
+    items, _ = speech.speech_items(espeak_tree(tmp_path), CopyrightFile((), "GPL-3+"))
+    seven = [i for i in items if i.source.text == "seven"]
+    assert len(seven) == 150
+    for item in seven:
+        gender = item.extra["gender"]
+        speaker = {"male": "a man", "female": "a woman", "": "a person"}[gender]
+        assert speaker in item.captions[0] and "the number seven" in item.captions[0]
+        assert item.labels == ["speech", "English", *([gender] if gender else []), "seven"]
+        assert item.source.voice.split("+")[0] in speech.ENGLISH
+    german = [i for i in items if i.extra["language"] == "German"]
+    assert german and all(i.source.voice.startswith("de+") and "German" in i.captions[0] for i in german)
+
+
+def test_items_are_the_same_on_every_build(tmp_path):
+    first, _ = speech.speech_items(espeak_tree(tmp_path / "a"), CopyrightFile((), "GPL-3+"))
+    second, _ = speech.speech_items(espeak_tree(tmp_path / "b"), CopyrightFile((), "GPL-3+"))
+    assert [(i.name, i.source.identity(), i.captions) for i in first] == [
+        (i.name, i.source.identity(), i.captions) for i in second]

@@ -1,0 +1,114 @@
+"""Rendered corpus sources: scores play their notes at the right samples, speech comes from
+espeak-ng, file segments are the stated part of a file, and identities leave paths out."""
+from __future__ import annotations
+
+import glob
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from clapkit.data.offline import synth
+from clapkit.data.offline.audio import FileSegment, ProcessingParams, process
+from clapkit.data.offline.synth import NoteSpec, RenderError, ScoreSpec, SpeechSpec
+
+RATE = 1000
+
+
+class RecordingSynth:
+    """Stands in for tinysoundfont: logs events at the sample they happen; outputs constant 0.5."""
+
+    def __init__(self):
+        self.position, self.events = 0, []
+
+    def generate(self, samples):
+        self.position += samples
+        return np.full(2 * samples, 0.5, np.float32).tobytes()
+
+    def program_select(self, chan, sfid, bank, preset, is_drums=False):
+        self.events.append(("program", self.position, bank, preset, is_drums))
+
+    def noteon(self, chan, key, velocity):
+        self.events.append(("on", self.position, key, velocity))
+
+    def noteoff(self, chan, key):
+        self.events.append(("off", self.position, key))
+
+    def notes_off(self, chan=None):
+        self.events.append(("all off", self.position))
+
+
+@pytest.fixture
+def recorder(monkeypatch):
+    fake = RecordingSynth()
+    monkeypatch.setattr(synth, "_synth", lambda soundfont, rate: (fake, 1))
+    return fake
+
+
+def test_score_plays_each_note_at_its_sample_and_stops_at_the_excerpt_end(recorder):
+    notes = ((0.0, 0.5, 60, 90), (0.25, 1.0, 64, 80), (2.5, 1.0, 67, 70))  # the last starts after the end
+    wave = ScoreSpec("x.sf2", 19, notes, seconds=2.0, release_seconds=0.5).render(RATE)
+    assert recorder.events[0] == ("program", 0, 0, 19, False)
+    assert ("on", 0, 60, 90) in recorder.events and ("off", 500, 60) in recorder.events
+    assert ("on", 250, 64, 80) in recorder.events and ("off", 1250, 64) in recorder.events
+    assert not any(e[0] == "on" and e[2] == 67 for e in recorder.events)
+    assert recorder.events[-1] == ("all off", 2000)
+    assert wave.shape == (2500,)  # 2 s excerpt + 0.5 s release, mixed to mono
+
+
+def test_loud_scores_are_scaled_to_the_headroom(monkeypatch):
+    fake = RecordingSynth()
+    fake.generate = lambda samples: np.full(2 * samples, 3.0, np.float32).tobytes()
+    monkeypatch.setattr(synth, "_synth", lambda soundfont, rate: (fake, 1))
+    wave = ScoreSpec("x.sf2", 0, ((0.0, 1.0, 60, 100),), seconds=1.0).render(RATE)
+    assert np.abs(wave).max() == pytest.approx(synth.HEADROOM)
+
+
+def test_an_empty_excerpt_is_a_render_error_and_the_clip_is_dropped(tmp_path):
+    with pytest.raises(RenderError, match="no notes"):
+        ScoreSpec("x.sf2", 0, (), seconds=1.0).render(RATE)
+    result = process(ScoreSpec("x.sf2", 0, (), seconds=1.0), str(tmp_path / "c.flac"), ProcessingParams(sample_rate=RATE))
+    assert result == {"status": "dropped", "reason": "render error: the excerpt has no notes"}
+
+
+def test_drum_hits_select_the_percussion_bank(recorder):
+    NoteSpec("x.sf2", 25, 38, 112, 0.5, bank=synth.DRUM_BANK).render(RATE)
+    assert recorder.events[0] == ("program", 0, 128, 25, True)
+
+
+def test_identities_leave_paths_out_and_keep_old_note_keys():
+    assert NoteSpec("/a/x.sf2", 0, 60, 90, 2.5).identity() == NoteSpec("/b/x.sf2", 0, 60, 90, 2.5).identity()
+    assert NoteSpec("x", 0, 60, 90, 2.5).identity() == repr((0, 60, 90, 2.5, 1.0))  # the key notes had before banks
+    assert NoteSpec("x", 0, 60, 90, 2.5, bank=128).identity() != NoteSpec("x", 0, 60, 90, 2.5).identity()
+    assert SpeechSpec("/a", "seven", "en+m1").identity() == SpeechSpec("/b", "seven", "en+m1").identity()
+    assert FileSegment("/a.ogg", 10.0, 10.0).inputs() == ("/a.ogg",)
+
+
+def test_file_segment_is_that_part_of_the_file(tmp_path):
+    ramp = np.linspace(-0.5, 0.5, 30 * RATE, dtype=np.float32)
+    soundfile.write(tmp_path / "long.wav", ramp, RATE, subtype="FLOAT")
+    part = FileSegment(str(tmp_path / "long.wav"), 10.0, 10.0).render(RATE)
+    np.testing.assert_array_equal(part, ramp[10 * RATE:20 * RATE])
+
+
+ESPEAK_DATA = sorted(glob.glob("/usr/lib/*/espeak-ng-data"))
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None or not ESPEAK_DATA,
+                    reason="needs espeak-ng (apt-get install espeak-ng)")
+def test_speech_is_rendered_by_espeak_ng_deterministically():
+    data = str(Path(ESPEAK_DATA[0]).parent)
+    spec = SpeechSpec(data, "seven", "en+f3", speed=160, pitch=60)
+    first, second = spec.render(16000), spec.render(16000)
+    assert 0.2 < first.size / 16000 < 2.0 and np.abs(first).max() > 0.05
+    np.testing.assert_array_equal(first, second)
+    other = SpeechSpec(data, "seven", "en+m3", speed=160, pitch=30).render(16000)
+    assert other.shape != first.shape or not np.array_equal(other, first)
+
+
+def test_missing_espeak_is_a_render_error(monkeypatch):
+    monkeypatch.setattr(synth.shutil, "which", lambda name: None)
+    with pytest.raises(RenderError, match="espeak-ng is not installed"):
+        SpeechSpec("/nowhere", "seven", "en").render(16000)
