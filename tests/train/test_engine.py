@@ -364,3 +364,27 @@ def test_fsdp2_ranks_train_like_one_process(corpus, tmp_path):
 @pytest.mark.slow
 def test_compiled_model_trains(corpus, tmp_path):
     assert main(args(corpus, tmp_path / "compiled", "--compile", "--steps", "2")) == 0
+
+
+def test_init_audio_starts_from_another_runs_audio_tower_bit_for_bit(reference_run, corpus, tmp_path):
+    started = trainer(corpus, tmp_path / "handover", "init_audio", str(reference_run)).model.state_dict()
+    fresh = trainer(corpus, tmp_path / "fresh").model.state_dict()
+    source = load_file(reference_run / "model.safetensors")
+    audio = [k for k in source if k.startswith("audio.") and k in started]
+    assert audio and all(torch.equal(started[k], source[k]) for k in audio)
+    # the projections and the text tower start fresh, as in any new run
+    assert torch.equal(started["audio_projection.linear1.weight"], fresh["audio_projection.linear1.weight"])
+    assert torch.equal(started["text_projection.linear1.weight"], fresh["text_projection.linear1.weight"])
+
+
+def test_init_audio_refuses_another_audio_tower_in_one_line(reference_run, corpus, tmp_path, capsys):
+    config = json.loads(Path(corpus["model"]).read_text())
+    config["audio"]["args"]["embed_dim"] *= 2
+    other = tmp_path / "other-model.json"
+    other.write_text(json.dumps(config))
+    code = main(["--model", str(other), *args(corpus, tmp_path / "run", "--init-audio", str(reference_run))[2:]])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "--init-audio" in err[0] and "differs" in err[0] and "args" in err[0]
+    assert main(args(corpus, tmp_path / "both", "--init-audio", str(reference_run), "--pretrained",
+                     str(reference_run))) == 2

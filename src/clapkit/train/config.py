@@ -16,6 +16,7 @@ class TrainConfig:
 
     model: str = "msclap-2023"                    # model config name (models/configs) or file
     pretrained: str | None = None                 # weights to start from (registry name or path): fine-tuning
+    init_audio: str | None = None                 # a run or checkpoint whose audio tower starts this one
     train: list[str] = field(default_factory=list)  # manifests or WebDataset shard patterns
     val: list[str] = field(default_factory=list)
     out: str = ""                                 # the run folder
@@ -97,6 +98,8 @@ def check(config: TrainConfig) -> None:
         raise UsageError(f"--micro-batch-size ({config.micro_batch_size}) is larger than --batch-size ({config.batch_size})")
     if config.lr <= 0 or config.wd < 0 or config.warmup < 0 or config.workers < 0:
         raise UsageError("--lr must be above 0; --wd, --warmup and --workers at least 0")
+    if config.init_audio and config.pretrained:
+        raise UsageError("--init-audio and --pretrained together: --pretrained already sets the audio tower")
     if config.lock_text and config.lock_audio:
         raise UsageError("--lock-text and --lock-audio together leave nothing to train")
     if config.schedule == "plateau" and not config.val:

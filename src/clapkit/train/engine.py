@@ -8,7 +8,7 @@ import json
 import signal
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -18,7 +18,12 @@ from ..errors import ClapkitError, UsageError
 from ..models.config import ModelConfig, get_config
 from ..models.factory import create_model
 from ..pipeline import ClapPipeline
-from ..weights.loading import load_checkpoint, load_pretrained, load_state_dict_strict
+from ..weights.loading import (
+    load_checkpoint,
+    load_pretrained,
+    load_state_dict_strict,
+    read_checkpoint,
+)
 from ..weights.registry import PRETRAINED
 from . import checkpoint
 from .config import TrainConfig
@@ -62,7 +67,22 @@ def build_model(config: TrainConfig) -> tuple[nn.Module, ModelConfig]:
     if model is None:
         model = create_model(model_config)
         init_text_tower(model, model_config, config.text_weights)
+    if config.init_audio:
+        init_audio_tower(model, model_config, config.init_audio)
     return model, model_config
+
+
+def init_audio_tower(model: nn.Module, model_config: ModelConfig, source: str) -> None:
+    """Start the audio tower (front end and encoder, not the projection) from another run or
+    checkpoint whose audio tower is configured the same; any difference is refused in one line."""
+    state, source_config, weights = read_checkpoint(source, text_tower=False)
+    if source_config.audio != model_config.audio:
+        ours, theirs = asdict(model_config.audio), asdict(source_config.audio)
+        differing = [k for k in ours if ours[k] != theirs.get(k)]
+        raise UsageError(f"--init-audio: the audio tower of {source} ({source_config.name}) differs from "
+                         f"{model_config.name}'s in {', '.join(differing)}")
+    tower = {k.removeprefix("audio."): v for k, v in state.items() if k.startswith("audio.")}
+    load_state_dict_strict(model.audio, tower, str(weights))
 
 
 def init_text_tower(model: nn.Module, model_config: ModelConfig, text_weights: str | None) -> None:

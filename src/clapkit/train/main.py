@@ -31,6 +31,7 @@ FLAGS = {  # flag -> help; the default and the type come from TrainConfig
     "seed": "seed of the initial weights, the data order, crops and caption choice",
     "save_every": "checkpoint every N steps", "val_every": "validate every N steps", "log_every": "log every N steps",
     "workers": "data-loading worker processes per rank",
+    "init_audio": "run folder or checkpoint whose audio tower (front end and encoder) this run starts from",
     "band_limit": "probability that a training clip is band-limited to 8, 11.025 or 16 kHz (telephone-like audio)",
     "lock_text": "freeze the text tower (LiT-style)", "lock_audio": "freeze the audio tower",
     "tokenizer": "tokenizer folder or hub name (default: the model's)",
