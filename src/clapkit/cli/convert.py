@@ -10,7 +10,8 @@ def cmd_convert(args) -> int:
     from ..pipeline import load
     from ..weights.convert import convert_checkpoint
 
-    out, config = convert_checkpoint(args.source, args.out, variant=args.variant, tokenizer=args.tokenizer)
+    out, config = convert_checkpoint(args.source, args.out, variant=args.variant, tokenizer=args.tokenizer,
+                                     slim_text=args.slim)
     print(f"wrote {config.name} ({config.audio.arch} + {config.text.arch if config.text else 'no text tower'}, "
           f"{config.embed_dim}-d) to {out}", file=sys.stderr)
     if args.check:
@@ -35,6 +36,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="the new folder to write (must not exist, or be empty)")
     p.add_argument("--variant", help="architecture of a checkpoint whose keys do not say it")
     p.add_argument("--tokenizer", help="a local tokenizer folder to ship with the converted model")
+    p.add_argument("--slim", action="store_true",
+                   help="leave out a text encoder that equals the config's declared init (a locked MiniLM): "
+                        "it is read from its installed package at load")
     p.add_argument("--check", action="store_true",
                    help="load both and compare their embeddings of a probe clip and text (exit 1 if they differ)")
     p.set_defaults(handler=cmd_convert)

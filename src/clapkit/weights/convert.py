@@ -18,25 +18,26 @@ _VOCABULARY_FILES = (*TOKENIZER_FILES, "vocab.txt")
 
 
 def convert_checkpoint(source: str | Path, out: str | Path, *, variant: str | None = None,
-                       tokenizer: str | Path | None = None) -> tuple[Path, ModelConfig]:
+                       tokenizer: str | Path | None = None, slim_text: bool = False) -> tuple[Path, ModelConfig]:
     """Write ``source`` (msclap .pth, LAION .pt, Hugging Face ClapModel folder or clapkit folder) to
     the new folder ``out`` in clapkit's format. A tokenizer that lives in a local folder (the Hugging
     Face folder's own, or ``tokenizer``) is copied into ``out/tokenizer`` so that the result loads
-    offline. The folder appears complete or not at all."""
+    offline (not needed with ``slim_text``: the text encoder and its tokenizer then come from the
+    config's declared init package). The folder appears complete or not at all."""
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"--out: {out} already exists and is not an empty folder; choose a new one")
     state_dict, config, weights = read_checkpoint(source, variant)
     model = create_model(config)
     load_state_dict_strict(model, state_dict, str(weights))
-    tokenizer_folder = Path(tokenizer) if tokenizer else _local_tokenizer(config)
+    tokenizer_folder = Path(tokenizer) if tokenizer else None if slim_text else _local_tokenizer(config)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         if tokenizer_folder is not None and config.text is not None:
             _copy_tokenizer(tokenizer_folder, staging / TOKENIZER_FOLDER)
             config = dataclasses.replace(config, text=dataclasses.replace(config.text, tokenizer=TOKENIZER_FOLDER))
-        save_pretrained(model, config, staging)
+        save_pretrained(model, config, staging, slim_text=slim_text)
         if out.exists():
             out.rmdir()
         os.replace(staging, out)

@@ -30,14 +30,27 @@ from .formats.laion import (
     is_laion_state_dict,
 )
 from .formats.msclap import convert_msclap_state_dict, detect_msclap_variant
-from .registry import PRETRAINED, Pretrained, download_hint, local_candidates
+from .registry import (
+    PRETRAINED,
+    Pretrained,
+    download_hint,
+    local_candidates,
+    shipped_path,
+)
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
 
 
 def fetch(spec: Pretrained) -> Path:
     """A local path to a registered release (a file, or for a Hugging Face folder the folder): the
-    cache or ./weights, the Hub's cache, then the Hub. A pinned ``sha256`` is checked on download."""
+    copy inside this package for a shipped model, else the cache or ./weights, the Hub's cache, then
+    the Hub. A pinned ``sha256`` is checked on download and on every shipped file."""
+    if spec.shipped:
+        path = shipped_path(spec)
+        if not path.is_file():
+            raise WeightsError(f"{spec.name}: {path} is missing from this installation; reinstall clapkit")
+        check_sha256(path, spec)
+        return path
     for path in local_candidates(spec):
         if (path / "config.json").is_file() if spec.is_folder else path.is_file():
             return path
@@ -208,12 +221,16 @@ def _config_beside(path: Path) -> ModelConfig | None:
     return config
 
 
-def read_checkpoint(path: str | Path, variant: str | None = None) -> tuple[dict[str, torch.Tensor], ModelConfig, Path]:
+def read_checkpoint(path: str | Path, variant: str | None = None, *,
+                    text_tower: bool = True) -> tuple[dict[str, torch.Tensor], ModelConfig, Path]:
     """A checkpoint in any supported format as ``(clapkit state dict, config, weights file)``.
 
     - a Hugging Face ClapModel folder (``config.json`` with ``model_type: clap``);
     - a clapkit folder, or its ``model.safetensors`` with ``config.json`` beside it;
     - an msclap ``.pth`` or a LAION-CLAP ``.pt``, recognised by their keys (``variant`` overrides).
+
+    A slim clapkit checkpoint gets its text encoder from the declared init package, unless
+    ``text_tower`` is False (an audio-only job drops the text side anyway).
     """
     path = Path(path)
     if path.is_dir() and hf_clap.is_hf_clap_folder(path):
@@ -225,7 +242,7 @@ def read_checkpoint(path: str | Path, variant: str | None = None) -> tuple[dict[
     state_dict = read_state_dict(path)
     config = _config_beside(path)
     if config is not None:
-        return state_dict, config, path
+        return (with_init_text(state_dict, config) if text_tower else state_dict), config, path
     if is_laion_state_dict(state_dict):
         config = get_config(variant or detect_laion_variant(state_dict))
         return convert_laion_state_dict(state_dict), config, path
@@ -240,6 +257,35 @@ def read_checkpoint(path: str | Path, variant: str | None = None) -> tuple[dict[
 
 
 TEXT_SIDE = ("text.", "text_projection.", "logit_scale", "logit_bias")
+INIT_TEXT = "text.encoder."
+
+
+def _init_text_encoder(config: ModelConfig) -> dict[str, torch.Tensor]:
+    from .formats.hf_text import init_folder, load_text_encoder
+
+    init = config.text.init
+    return {INIT_TEXT + k: v for k, v in load_text_encoder(init_folder(init), config.text, init.sha256).items()}
+
+
+def with_init_text(state_dict: dict[str, torch.Tensor], config: ModelConfig) -> dict[str, torch.Tensor]:
+    """A slim checkpoint (see :func:`slim`) made whole again: the text encoder it leaves out is read
+    from the config's declared init (an installed package, its sha256 checked)."""
+    slimmed = config.text is not None and config.text.init is not None and not any(
+        k.startswith(INIT_TEXT) for k in state_dict)
+    return {**state_dict, **_init_text_encoder(config)} if slimmed else state_dict
+
+
+def slim(state_dict: dict[str, torch.Tensor], config: ModelConfig) -> dict[str, torch.Tensor]:
+    """The checkpoint without its text encoder, which must equal the config's declared init bit for
+    bit (a locked text tower): what ships is only what training changed."""
+    if config.text is None or config.text.init is None:
+        raise WeightsError(f"{config.name}: the text tower declares no init to leave out")
+    init = _init_text_encoder(config)
+    changed = [k for k, v in init.items() if k not in state_dict or not torch.equal(state_dict[k], v)]
+    if changed:
+        raise WeightsError(f"{config.name}: the text encoder differs from its init {config.text.init.name} "
+                           f"({len(changed)} tensors, e.g. {changed[0]}); it cannot be left out")
+    return {k: v for k, v in state_dict.items() if not k.startswith(INIT_TEXT)}
 
 
 def audio_only(state_dict: dict[str, torch.Tensor], config: ModelConfig) -> tuple[dict[str, torch.Tensor], ModelConfig]:
@@ -255,7 +301,7 @@ def load_checkpoint(path: str | Path, variant: str | None = None, *,
                     audio_only_model: bool = False) -> tuple[nn.Module, ModelConfig]:
     """Build the model a checkpoint describes (see :func:`read_checkpoint`) and load it strictly.
     ``audio_only_model`` builds and loads the audio side only. Returns ``(model, config)``."""
-    state_dict, config, weights = read_checkpoint(path, variant)
+    state_dict, config, weights = read_checkpoint(path, variant, text_tower=not audio_only_model)
     if audio_only_model:
         state_dict, config = audio_only(state_dict, config)
     model = create_model(config)
@@ -275,12 +321,17 @@ def load_pretrained(name: str, *, audio_only_model: bool = False) -> tuple[nn.Mo
     return model, config, spec
 
 
-def save_pretrained(model: nn.Module, config: ModelConfig, directory: str | Path) -> Path:
-    """Save in clapkit's format: ``model.safetensors`` + ``config.json``."""
-    from safetensors.torch import save_model
+def save_pretrained(model: nn.Module, config: ModelConfig, directory: str | Path, *, slim_text: bool = False) -> Path:
+    """Save in clapkit's format: ``model.safetensors`` + ``config.json``; ``slim_text`` leaves out a
+    text encoder that equals its declared init (see :func:`slim`)."""
+    from safetensors.torch import save_file, save_model
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    save_model(model, str(directory / "model.safetensors"))
+    if slim_text:
+        tensors = slim({k: v.detach().contiguous() for k, v in model.state_dict().items()}, config)
+        save_file(tensors, str(directory / "model.safetensors"))
+    else:
+        save_model(model, str(directory / "model.safetensors"))
     (directory / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     return directory

@@ -12,7 +12,8 @@ class Pretrained:
     ['state_dict']), ``hf-clap`` (a Hugging Face ClapModel folder: ``filename`` is its weights file,
     fetched with the config, feature-extractor and tokenizer files beside it) or ``clapkit``
     (safetensors + config.json). ``sha256``: of ``filename``, checked after download; None where it
-    could not be pinned (the Hub was unreachable when the entry was written)."""
+    could not be pinned (the Hub was unreachable when the entry was written). ``shipped``: the file
+    is inside this package (``weights/files/``), so the model works offline from a fresh install."""
 
     name: str
     config: str | None     # built-in model config; None when the checkpoint folder holds its own
@@ -24,11 +25,14 @@ class Pretrained:
     licence: str = ""
     source: str = ""       # where the weights come from (paper, project)
     sha256: str | None = None
+    shipped: bool = False
 
     @property
     def is_folder(self) -> bool:
         return self.checkpoint_format == "hf-clap"
 
+
+DEFAULT_MODEL = "clapkit-small"  # ships inside the package: what every command uses without --model
 
 _MSCLAP = ("MIT (microsoft/CLAP)", "Elizalde et al., arXiv 2206.04769 and 2309.05767; github.com/microsoft/CLAP")
 _LAION = ("CC0-1.0 (LAION-AI/CLAP)", "Wu, Chen et al., LAION-CLAP, arXiv 2211.06687; github.com/LAION-AI/CLAP")
@@ -74,6 +78,11 @@ PRETRAINED: dict[str, Pretrained] = {
                    "hf-clap", None, "Hugging Face ClapModel, HTSAT-base + RoBERTa, music and speech", *_LAION_HF),
     ]
 }
+
+
+def shipped_path(spec: Pretrained) -> Path:
+    """Where a shipped release's weights file lies inside the installed package."""
+    return Path(__file__).parent / "files" / spec.filename
 
 
 def cache_dir() -> Path:
