@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from bench_inference import SHARED, build_model
-from measure import best_of, measured_sgemm_gflops
+from measure import best_of, cpu_isa, measured_sgemm_gflops
 from torch.utils.flop_counter import FlopCounterMode
 
 import clapkit
@@ -98,8 +98,7 @@ def main() -> int:
     parser.add_argument("--clips", type=int, default=64)
     args = parser.parse_args()
     torch.manual_seed(0)
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "other"
+    isa = cpu_isa()
     peak = measured_sgemm_gflops()
     print(f"CPU ISA {isa}, native bf16: {cpu_has_native_bf16()}, torch threads {torch.get_num_threads()}, "
           f"fp32 SGEMM measured now: {peak:.1f} GFLOP/s")

@@ -185,8 +185,7 @@ def main() -> int:
     flops = counter.get_total_flops()
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), "unknown CPU")
-    flags = Path("/proc/cpuinfo").read_text()
-    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "other"
+    isa = cpu_isa()
     print(f"CPU: {cpu} ({isa}; native bf16: {cpu_has_native_bf16()}), {torch.get_num_threads()} threads; "
           f"fp32 SGEMM measured now: {peak:.1f} GFLOP/s")
     print(f"{args.files} stereo 7 s WAVs (44.1 and 48 kHz), batch {args.batch}, {args.rounds} interleaved rounds, "

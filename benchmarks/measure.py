@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
 
@@ -23,3 +24,9 @@ def measured_sgemm_gflops(n: int = 2048) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b  # warm-up
     return 2 * n**3 / best_of(lambda: a @ b, 5) / 1e9
+
+
+def cpu_isa() -> str:
+    """The widest x86 vector ISA this CPU reports (what the speed figures depend on)."""
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    return "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "other"

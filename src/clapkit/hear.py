@@ -14,7 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-DEFAULT_MODEL = "msclap-2023"
+from .weights.registry import DEFAULT_MODEL
+
 TIMESTAMP_HOP_SECONDS = 0.25
 FRAME_SECONDS = 1.0
 

@@ -32,7 +32,8 @@ from .models.config import ModelConfig, TextConfig, list_configs
 from .models.htsat import rows_per_pass
 from .text.tokenizer import TextTokenizer, load_tokenizer
 from .weights.loading import load_checkpoint, load_pretrained
-from .weights.registry import PRETRAINED
+from .weights.onnx import is_onnx_folder, load_onnx
+from .weights.registry import DEFAULT_MODEL, PRETRAINED
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
           "float16": torch.float16, "fp16": torch.float16}
@@ -421,15 +422,18 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     return dtype
 
 
-def load(name_or_path: str | Path, *, variant: str | None = None, tokenizer: str | None = None,
+def load(name_or_path: str | Path = DEFAULT_MODEL, *, variant: str | None = None, tokenizer: str | None = None,
          device: str | torch.device = "cpu", dtype: str | torch.dtype = torch.float32, audio_only: bool = False,
          **pipeline_options) -> ClapPipeline:
-    """Load a CLAP model by registry name (``clapkit.PRETRAINED``) or from a checkpoint path.
+    """Load a CLAP model by registry name (``clapkit.PRETRAINED``) or from a checkpoint path; with
+    no name, ``clapkit-small``, which ships inside the package and loads offline.
 
     This is where a model is built, moved to ``device`` and cast to ``dtype`` (the log-mel front
     end stays float32). ``dtype="bfloat16"`` on a CPU without native bf16 warns and runs float32
     (emulated bf16 is slower); ``dtype="int8"`` (CPU) quantises the audio side's Linear layers
     dynamically.
+    A folder written by ``clapkit export --onnx`` runs with onnxruntime (``dtype="int8"``: its int8
+    audio graph).
     ``variant`` names the architecture of a path whose keys do not say it; ``tokenizer`` is a hub
     name or a local folder (default: the model's own). ``audio_only`` neither builds nor loads the
     text tower (for jobs that only embed audio: less memory, faster start). Other options go to
@@ -449,6 +453,11 @@ def load(name_or_path: str | Path, *, variant: str | None = None, tokenizer: str
         raise UsageError(f"variant: unknown {variant!r}; known: {', '.join(list_configs())}")
     if str(name_or_path) in PRETRAINED or not Path(name_or_path).exists():
         model, config, _ = load_pretrained(str(name_or_path), audio_only_model=audio_only)  # names the known ones
+    elif is_onnx_folder(name_or_path):
+        if device.type != "cpu" or dtype is not torch.float32:
+            raise UsageError(f"{name_or_path}: an ONNX export runs on the CPU in float32 (or dtype='int8')")
+        model, config = load_onnx(name_or_path, int8=quantize)
+        return ClapPipeline(model, config, tokenizer, **pipeline_options)
     else:
         model, config = load_checkpoint(name_or_path, variant, audio_only_model=audio_only)
     model = model.to(device, dtype).eval()

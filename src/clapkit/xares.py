@@ -10,9 +10,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .weights.registry import DEFAULT_MODEL
+
 
 class ClapkitEncoder(nn.Module):
-    def __init__(self, model: str = "msclap-2023", *, hop_seconds: float = 0.5, frame_seconds: float = 1.0,
+    def __init__(self, model: str = DEFAULT_MODEL, *, hop_seconds: float = 0.5, frame_seconds: float = 1.0,
                  **load_options) -> None:
         super().__init__()
         from .pipeline import load

@@ -193,7 +193,10 @@ def test_models_reports_every_place_load_looks(monkeypatch, tmp_path, capsys):
     fused = blocks["laion/clap-htsat-fused"]  # a Hugging Face folder: looked for as a folder
     assert str(tmp_path / "home" / "clap-htsat-fused") in fused and "licence: Apache-2.0" in fused
     assert "architecture: laion-htsat-tiny-fusion" in blocks["laion-630k-fusion"]
-    assert len(blocks) == 15
+    assert len(blocks) == 16
+    shipped = blocks["clapkit-small"]  # inside the package: no other place is looked at
+    assert "ready: shipped inside the package" in shipped and "GPL-3.0-or-later" in shipped
+    assert "then the Hub" not in shipped
 
 
 def patched_wav(path, offset: int, value: int, size: int = 2) -> None:

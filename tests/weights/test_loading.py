@@ -173,5 +173,5 @@ def test_a_missing_checkpoint_path_is_not_called_an_unknown_model():
 
     with pytest.raises(WeightsError, match=r"^weights/missing.pth: no such checkpoint file or folder$"):
         load_pretrained("weights/missing.pth")
-    with pytest.raises(WeightsError, match=r"unknown model 'msclap-2099'; known: msclap-2023"):
+    with pytest.raises(WeightsError, match=r"unknown model 'msclap-2099'; known: clapkit-small, msclap-2023"):
         load_pretrained("msclap-2099")

@@ -18,6 +18,7 @@ from pathlib import Path
 from .. import options
 from ..audio.formats import has_audio_suffix
 from ..errors import ClapkitError, UsageError
+from ..weights.registry import DEFAULT_MODEL
 
 
 def _checked(check, name: str):
@@ -235,10 +236,21 @@ def cmd_models(args) -> int:
     it (in order) and what is there."""
     from ..hub import hub_reachable
     from ..weights.loading import hub_cached
-    from ..weights.registry import PRETRAINED, download_hint, local_candidates
+    from ..weights.registry import (
+        PRETRAINED,
+        download_hint,
+        local_candidates,
+        shipped_path,
+    )
 
     hub = "reachable" if hub_reachable() else "unreachable (offline)"
     for spec in PRETRAINED.values():
+        if spec.shipped:
+            print(f"{spec.name}\t{spec.description}")
+            print(f"\tformat: {spec.checkpoint_format}; licence: {spec.licence}")
+            print(f"\tsource: {spec.source}; sha256: {spec.sha256}")
+            print(f"\tready: shipped inside the package ({shipped_path(spec)}); the default model")
+            continue
         cached = hub_cached(spec)
         places = [(str(path), (path / "config.json").is_file() if spec.is_folder else path.is_file())
                   for path in local_candidates(spec)]
@@ -256,7 +268,8 @@ def cmd_models(args) -> int:
 
 
 def _model_options(parser) -> None:
-    parser.add_argument("--model", default="msclap-2023", help="registry name (see `clapkit models`) or checkpoint path")
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help=f"registry name (see `clapkit models`) or checkpoint path (default: {DEFAULT_MODEL}, shipped)")
     parser.add_argument("--variant", help="architecture of a checkpoint path whose keys do not say it")
     parser.add_argument("--tokenizer", help="tokenizer hub name or local folder (for offline use)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default: cpu)")

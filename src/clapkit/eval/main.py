@@ -5,6 +5,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..weights.registry import DEFAULT_MODEL
+
 DEFAULT_CACHE = Path.home() / ".cache" / "clapkit" / "eval"
 
 
@@ -51,7 +53,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("eval", help="zero-shot benchmark: the paper's tasks and the offline ones",
                               description="Run benchmark tasks (see clapkit.eval.tasks) on a model; writes "
                                           "results.json/.md/.csv and PNG plots to --out.")
-    p.add_argument("--model", default="msclap-2023", help="registry name or checkpoint path")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"registry name or checkpoint path (default: {DEFAULT_MODEL})")
     p.add_argument("--variant", help="architecture of a checkpoint whose keys do not say it")
     p.add_argument("--tasks", default="offline", help="all, paper, offline or comma-separated task names")
     p.add_argument("--data-root", type=Path, required=True,

@@ -21,8 +21,8 @@ from ..cli.infer import (
     report_failures,
 )
 from ..errors import ClapkitError, UsageError, one_line
+from ..weights.registry import DEFAULT_MODEL
 
-DEFAULT_MODEL = "msclap-2023"  # the default of the other commands (cli/infer.py); clapkit-small once it ships
 DEFAULT_TEMPLATE = "this is the sound of {}"  # the tags' prompt (the indexer imports it from here)
 
 

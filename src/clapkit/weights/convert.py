@@ -1,4 +1,5 @@
-"""Any supported checkpoint -> clapkit's own format (``model.safetensors`` + ``config.json``)."""
+"""Any supported checkpoint -> clapkit's own format (``model.safetensors`` + ``config.json``), or
+-> ONNX graphs (:mod:`.onnx`)."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,7 +12,8 @@ from ..errors import UsageError
 from ..models.config import ModelConfig
 from ..models.factory import create_model
 from .formats.hf_clap import TOKENIZER_FILES
-from .loading import load_state_dict_strict, read_checkpoint, save_pretrained
+from .loading import fetch, load_state_dict_strict, read_checkpoint, save_pretrained
+from .registry import PRETRAINED
 
 TOKENIZER_FOLDER = "tokenizer"
 _VOCABULARY_FILES = (*TOKENIZER_FILES, "vocab.txt")
@@ -24,20 +26,42 @@ def convert_checkpoint(source: str | Path, out: str | Path, *, variant: str | No
     Face folder's own, or ``tokenizer``) is copied into ``out/tokenizer`` so that the result loads
     offline (not needed with ``slim_text``: the text encoder and its tokenizer then come from the
     config's declared init package). The folder appears complete or not at all."""
+    def write(model, config, folder):
+        save_pretrained(model, config, folder, slim_text=slim_text)
+
+    return _write_folder(source, out, variant, tokenizer, write, copy_tokenizer=not slim_text)
+
+
+def export_checkpoint(source: str | Path, out: str | Path, *, variant: str | None = None,
+                      tokenizer: str | Path | None = None, int8: bool = False) -> tuple[Path, ModelConfig]:
+    """Write ``source`` (a registry name or any checkpoint :func:`convert_checkpoint` reads) as ONNX
+    graphs into the new folder ``out`` (see :mod:`clapkit.weights.onnx`), with its local tokenizer."""
+    from .onnx import export_onnx
+
+    def write(model, config, folder):
+        export_onnx(model, config, folder, int8=int8)
+
+    return _write_folder(source, out, variant, tokenizer, write, copy_tokenizer=True)
+
+
+def _write_folder(source, out, variant, tokenizer, write, *, copy_tokenizer: bool) -> tuple[Path, ModelConfig]:
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"--out: {out} already exists and is not an empty folder; choose a new one")
+    if str(source) in PRETRAINED:
+        spec = PRETRAINED[str(source)]
+        source, variant = fetch(spec), variant or spec.config
     state_dict, config, weights = read_checkpoint(source, variant)
     model = create_model(config)
     load_state_dict_strict(model, state_dict, str(weights))
-    tokenizer_folder = Path(tokenizer) if tokenizer else None if slim_text else _local_tokenizer(config)
+    tokenizer_folder = Path(tokenizer) if tokenizer else _local_tokenizer(config) if copy_tokenizer else None
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         if tokenizer_folder is not None and config.text is not None:
             _copy_tokenizer(tokenizer_folder, staging / TOKENIZER_FOLDER)
             config = dataclasses.replace(config, text=dataclasses.replace(config.text, tokenizer=TOKENIZER_FOLDER))
-        save_pretrained(model, config, staging, slim_text=slim_text)
+        write(model, config, staging)
         if out.exists():
             out.rmdir()
         os.replace(staging, out)

@@ -112,3 +112,16 @@ def test_missing_espeak_is_a_render_error(monkeypatch):
     monkeypatch.setattr(synth.shutil, "which", lambda name: None)
     with pytest.raises(RenderError, match="espeak-ng is not installed"):
         SpeechSpec("/nowhere", "seven", "en").render(16000)
+
+
+def test_long_files_give_further_ten_second_segments(tmp_path):
+    from clapkit.data.offline.sources import segments
+
+    soundfile.write(tmp_path / "long.wav", np.zeros(35 * RATE, np.float32) + 0.1, RATE)
+    soundfile.write(tmp_path / "short.wav", np.zeros(15 * RATE, np.float32) + 0.1, RATE)
+    found = segments("music/long.wav", tmp_path / "long.wav", count=6)
+    assert [name for name, _ in found] == ["music/long.wav#t=10s", "music/long.wav#t=20s"]  # 30-35 s is too short
+    assert [s.start for _, s in found] == [10.0, 20.0]
+    assert segments("music/short.wav", tmp_path / "short.wav", count=6) == []
+    assert segments("music/long.wav", tmp_path / "long.wav", count=0) == []
+    assert segments("x.wav", tmp_path / "missing.wav", count=6) == []  # the file's own clip reports the error
