@@ -158,7 +158,7 @@ def main() -> int:
         print(json.dumps(result))
         return 0
     import torch
-    from measure import measured_sgemm_gflops
+    from measure import cpu_isa, measured_sgemm_gflops
 
     from clapkit.pipeline import cpu_has_native_bf16
 
