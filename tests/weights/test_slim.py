@@ -56,3 +56,17 @@ def test_a_trained_text_encoder_cannot_be_left_out(small, tmp_path):
         changed.text.encoder.embeddings.word_embeddings.weight[0, 0] += 1.0
     with pytest.raises(WeightsError, match="differs from its init .*word_embeddings"):
         save_pretrained(changed, config, tmp_path / "slim", slim_text=True)
+
+
+def test_an_audio_only_load_does_not_read_the_text_package(small, tmp_path, monkeypatch):
+    model, config = small
+    save_pretrained(model, config, tmp_path / "slim", slim_text=True)
+
+    def refuse(config):
+        raise AssertionError("the text encoder was read for an audio-only load")
+
+    monkeypatch.setattr("clapkit.weights.loading._init_text_encoder", refuse)
+    audio_model, audio_config = load_checkpoint(tmp_path / "slim", audio_only_model=True)
+    assert audio_config.text is None and audio_model.text is None
+    expected = model.state_dict()
+    assert all(torch.equal(v, expected[k]) for k, v in audio_model.state_dict().items())
