@@ -206,19 +206,29 @@ def _fill_tied(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[st
     return filled
 
 
-def _config_beside(path: Path) -> ModelConfig | None:
-    """The clapkit ``config.json`` beside a ``.safetensors`` file; a tokenizer it names by a relative
+# Entries a folder's config.json may hold beside the model config: a training run's options, an
+# ONNX export's graphs and logit scale.
+NOT_MODEL_CONFIG = ("training", "onnx")
+
+
+def folder_config(config_path: Path) -> ModelConfig:
+    """The model config in a clapkit folder's ``config.json``; a tokenizer it names by a relative
     path (a converted model's own ``tokenizer/``) is taken relative to that folder."""
-    config_path = path.with_name("config.json") if path.suffix == ".safetensors" else None
-    if not (config_path and config_path.is_file()):
-        return None
     data = json.loads(config_path.read_text())
-    data.pop("training", None)  # a training run's options, recorded beside the model config
+    for entry in NOT_MODEL_CONFIG:
+        data.pop(entry, None)
     config = parse_config(data, str(config_path))
-    if config.text is not None and (path.parent / config.text.tokenizer).is_dir() and not Path(config.text.tokenizer).is_absolute():
-        text = dataclasses.replace(config.text, tokenizer=str((path.parent / config.text.tokenizer).resolve()))
+    folder = config_path.parent
+    if config.text is not None and (folder / config.text.tokenizer).is_dir() and not Path(config.text.tokenizer).is_absolute():
+        text = dataclasses.replace(config.text, tokenizer=str((folder / config.text.tokenizer).resolve()))
         config = dataclasses.replace(config, text=text)
     return config
+
+
+def _config_beside(path: Path) -> ModelConfig | None:
+    """The clapkit ``config.json`` beside a ``.safetensors`` file (see :func:`folder_config`)."""
+    config_path = path.with_name("config.json") if path.suffix == ".safetensors" else None
+    return folder_config(config_path) if config_path and config_path.is_file() else None
 
 
 def read_checkpoint(path: str | Path, variant: str | None = None, *,

@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from ..errors import WeightsError
-from ..models.config import ModelConfig, parse_config
+from ..models.config import ModelConfig
+from .loading import folder_config
 
 AUDIO, AUDIO_INT8, TEXT = "audio.onnx", "audio.int8.onnx", "text.onnx"
 OPSET = 18
@@ -130,13 +131,9 @@ class OnnxClap(nn.Module):
 def load_onnx(folder: str | Path, *, int8: bool = False) -> tuple[OnnxClap, ModelConfig]:
     """The onnxruntime model of an exported folder and its model config."""
     folder = Path(folder)
-    data = json.loads((folder / "config.json").read_text())
-    data.pop("onnx", None)
-    tokenizer = (data.get("text") or {}).get("tokenizer")
-    if tokenizer and (folder / tokenizer).is_dir():  # a tokenizer shipped in the folder
-        data["text"]["tokenizer"] = str((folder / tokenizer).resolve())
+    config = folder_config(folder / "config.json")
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
         raise WeightsError(f"{folder}: running an ONNX export needs onnxruntime (pip install onnxruntime)") from None
-    return OnnxClap(folder, int8=int8), parse_config(data, str(folder / "config.json"))
+    return OnnxClap(folder, int8=int8), config

@@ -112,11 +112,17 @@ def kind_of(path: str, default: str) -> str:
     return default
 
 
+def stable_choice(options: Sequence, key: str, salt: str = ""):
+    """One of ``options``, picked by a stable hash of ``key``: the same on every build and machine.
+    Each ``salt`` gives an independent choice for the same key (a voice, a rate, a pitch)."""
+    text = f"{salt}\0{key}" if salt else key
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return options[int.from_bytes(digest[:4], "big") % len(options)]
+
+
 def pick_template(kind: str, key: str) -> str:
     """Rule 3: a template of ``kind`` chosen by a stable hash of ``key``."""
-    options = TEMPLATES[kind]
-    digest = hashlib.sha256(key.encode("utf-8")).digest()
-    return options[int.from_bytes(digest[:4], "big") % len(options)]
+    return stable_choice(TEMPLATES[kind], key)
 
 
 def caption(kind: str, key: str, **slots: str) -> str:

@@ -13,12 +13,11 @@ organ"); labels: ``music``, the collection, the tune type and the instrument fam
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .captions import caption
+from .captions import caption, stable_choice
 from .gm import GM_FAMILIES, GM_PROGRAMS
 from .item import Item, Skipped
 from .synth import ScoreSpec
@@ -51,11 +50,6 @@ COLLECTIONS = (
                100.0),
 )
 LICENCE = "public-domain score (music21 corpus); rendered with {soundfont}"
-
-
-def _pick(key: str, options: list, salt: str):
-    digest = hashlib.sha256(f"{salt}\0{key}".encode("utf-8")).digest()
-    return options[int.from_bytes(digest[:4], "big") % len(options)]
 
 
 def abc_tunes(text: str) -> list[tuple[str, str]]:
@@ -132,9 +126,9 @@ def music_items(corpus: Path, folders: tuple[str, ...], soundfont: Path,
             piece = collection.describe.format(type=kind, title=short_title)
             for rendition in range(collection.renditions):
                 key = f"music21:{name}#{rendition}"
-                program = _pick(key, list(collection.programs), "program")
-                tempo = _pick(key, list(TEMPI), "tempo")
-                shift = _pick(key, list(REGISTERS), "register")
+                program = stable_choice(collection.programs, key, salt="program")
+                tempo = stable_choice(list(TEMPI), key, salt="tempo")
+                shift = stable_choice(list(REGISTERS), key, salt="register")
                 start = 0.0 if rendition == 0 else 0.4 * (notes[-1][0] if notes else 0.0)
                 chosen = excerpt(notes, start, tempo, shift)
                 if not chosen:

@@ -75,7 +75,6 @@ class SourceSpec:
     stopwords: frozenset[str] = frozenset()
     abbreviations: Mapping[str, str] = field(default_factory=dict)
     metadata: tuple[str, ...] = ()
-    explicit_only: bool = False
     pypi: str = ""  # set: the source is this installed Python distribution, not a Debian package
     segments: int = 0  # further 10 s clips taken from each long file (training sources only)
 
@@ -271,7 +270,7 @@ def read_music(root: Path, spec: SourceSpec, copyright: CopyrightFile) -> tuple[
     if found is None or found.origin is None:
         raise FileNotFoundError(f"the Python package {spec.pypi} is not installed (pip install {spec.pypi})")
     name, soundfont = _soundfont(root)
-    soundfont_licence = read_package_copyright(root, "fluid-soundfont-gm").licence_for(name)
+    soundfont_licence = read_package_copyright(root, spec.metadata[0]).licence_for(name)
     return music_items(Path(found.origin).parent / "corpus", spec.include, soundfont, soundfont_licence)
 
 
@@ -356,8 +355,8 @@ EVAL_SOURCES: dict[str, SourceSpec] = {spec.package: spec for spec in (
 
 
 def default_sources() -> list[str]:
-    """Every source except the ones fetched only when named."""
-    return [name for name, spec in SOURCES.items() if not spec.explicit_only]
+    """Every training, validation and test source."""
+    return list(SOURCES)
 
 
 def resolve_sources(names: list[str] | None) -> list[SourceSpec]:

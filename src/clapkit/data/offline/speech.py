@@ -8,11 +8,10 @@ speaker's gender (from the variant file's ``gender`` line) and the spoken text.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .captions import caption
+from .captions import caption, stable_choice
 from .item import Item, Skipped
 from .licences import CopyrightFile
 from .synth import SpeechSpec
@@ -91,11 +90,6 @@ def _variants(data: Path) -> dict[str, str]:
     return variants
 
 
-def _pick(key: str, options: list, salt: str):
-    digest = hashlib.sha256(f"{salt}\0{key}".encode("utf-8")).digest()
-    return options[int.from_bytes(digest[:4], "big") % len(options)]
-
-
 def speech_items(root: Path, copyright: CopyrightFile) -> tuple[list[Item], list[Skipped]]:
     """Items for every utterance x rendition; ``root`` is the unpacked ``espeak-ng-data``."""
     found = sorted(root.glob("usr/lib/*/espeak-ng-data"))
@@ -109,10 +103,10 @@ def speech_items(root: Path, copyright: CopyrightFile) -> tuple[list[Item], list
     for utterance in utterances():
         for rendition in range(utterance.renditions):
             key = f"espeak-ng#{utterance.kind}={utterance.text}#{rendition}"
-            code = _pick(key, list(utterance.languages), "language")
-            variant = _pick(key, names, "variant")
-            speed = _pick(key, [120, 140, 160, 175, 190, 210], "speed")
-            pitch = _pick(key, [25, 35, 50, 65, 80], "pitch")
+            code = stable_choice(utterance.languages, key, salt="language")
+            variant = stable_choice(names, key, salt="variant")
+            speed = stable_choice([120, 140, 160, 175, 190, 210], key, salt="speed")
+            pitch = stable_choice([25, 35, 50, 65, 80], key, salt="pitch")
             gender, language = variants[variant], LANGUAGES[code]
             spec = SpeechSpec(str(data), utterance.text, f"{code}+{variant}", speed, pitch)
             text = caption("speech", key, speaker=SPEAKERS[gender], phrase=utterance.phrase, language=language)
