@@ -43,7 +43,7 @@ from .captions import caption
 from .licences import EXCLUDED_LICENCES, guess_licence, read_package_copyright
 from .sources import EVAL_SOURCES, Item, SourceSpec, refuse_reserved, resolve_sources
 
-RULES_VERSION = 2  # 2: GM note captions name the family
+RULES_VERSION = 2  # 2: corpus v2 (GM family in captions, licence exclusions, long-file segments)
 CORPUS_SPLITS = ("train", "val", "test")  # the rest are evaluation sets, never trained on
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
