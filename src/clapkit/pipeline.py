@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from . import options
 from .audio import AudioError, LogMel, describe, iter_windows
 from .errors import UsageError
-from .models.config import ModelConfig, TextConfig, list_configs
+from .models.config import ModelConfig, TextInit, list_configs
 from .models.htsat import rows_per_pass
 from .text.tokenizer import TextTokenizer, load_tokenizer
 from .weights.loading import load_checkpoint, load_pretrained
@@ -54,28 +54,34 @@ class Classification:
         return [[(self.labels[j], float(v)) for v, j in zip(vs, js)] for vs, js in zip(values.tolist(), indices.tolist())]
 
 
-def tokenizer_style(text: TextConfig | None) -> str:
-    """The tokenizer rule a text tower (or, for None, a GPT-2 decoder) was trained with."""
+def tokenizer_style(config: ModelConfig) -> str:
+    """The tokenizer rule the model's text tower (else its caption decoder) was trained with."""
+    text = config.text
     if text is None:
-        return "gpt2"
+        return config.caption.decoder.tokenizer_style if config.caption else "gpt2"
     if text.arch in ("bert", "roberta"):
         return text.arch
     return "msclap-gpt2" if text.pooling == "msclap" else "gpt2"
 
 
 def default_tokenizer(config: ModelConfig) -> str | None:
-    """The config's tokenizer; for a text tower started from an installed package (clapkit-small's
-    all-MiniLM-L6-v2), that package's folder, so that it works offline."""
+    """The config's tokenizer; one that an installed package holds (clapkit-small's
+    all-MiniLM-L6-v2) is read from that package's folder, so that it works offline."""
     if config.text is None:
-        return config.caption.decoder.tokenizer if config.caption else None
-    init = config.text.init
-    if init is not None and init.package is not None:
-        import importlib.util
+        decoder = config.caption.decoder if config.caption else None
+        return None if decoder is None else _package_folder(decoder.tokenizer_init) or decoder.tokenizer
+    return _package_folder(config.text.init) or config.text.tokenizer
 
-        spec = importlib.util.find_spec(init.package)
-        if spec is not None and spec.submodule_search_locations:
-            return str(Path(next(iter(spec.submodule_search_locations))) / init.folder)
-    return config.text.tokenizer
+
+def _package_folder(init: TextInit | None) -> str | None:
+    if init is None or init.package is None:
+        return None
+    import importlib.util
+
+    spec = importlib.util.find_spec(init.package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return str(Path(next(iter(spec.submodule_search_locations))) / init.folder)
 
 
 def audio_items(audio) -> list:
@@ -147,7 +153,7 @@ class ClapPipeline:
     def tokenizer(self) -> TextTokenizer:
         """Texts -> dict of ``input_ids``, ``attention_mask`` (...) tensors, ready for ``model(**)``."""
         if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(self._tokenizer_name, tokenizer_style(self.config.text),
+            self._tokenizer = load_tokenizer(self._tokenizer_name, tokenizer_style(self.config),
                                              self._tokenizer_max_length)
         return self._tokenizer
 
@@ -335,8 +341,10 @@ class ClapPipeline:
         return Classification(labels, scores.sigmoid() if multilabel else scores.softmax(dim=-1))
 
     def caption(self, audio, *, sample_rate: int | None = None, beam_size: int | None = None,
-                max_length: int | None = None, stop: str | None = None, batch_size: int = 8) -> list[str]:
-        """Captions from a captioning model, ``batch_size`` clips searched together.
+                max_length: int | None = None, stop: str | None = None, batch_size: int = 8,
+                prompt: str | None = None) -> list[str]:
+        """Captions from a captioning model, ``batch_size`` clips searched together; with ``prompt``,
+        each clip's answer to that question (a model trained with ``--stage audio-pretrain``).
         ``stop``: "msclap" (token 220, like msclap) or "eos"; defaults from the model's config."""
         cap = self.config.caption
         if cap is None:
@@ -345,6 +353,8 @@ class ClapPipeline:
         max_length = options.positive_int("max_length", max_length or cap.max_length)
         batch_size = options.positive_int("batch_size", batch_size)
         stop = stop or cap.stop
+        if prompt is not None and (not isinstance(prompt, str) or not prompt.strip()):
+            raise UsageError(f"prompt: a question as non-empty text, got {prompt!r}")
         if stop not in ("msclap", "eos"):
             raise UsageError(f"stop: must be 'msclap' or 'eos', not {stop!r}")
         first_windows = []
@@ -359,7 +369,7 @@ class ClapPipeline:
             waveforms = torch.from_numpy(np.stack(first_windows[start:start + batch_size])).to(self.device)
             with self._inference():
                 captions += self.model.generate(waveforms, self.tokenizer, beam_size=beam_size,
-                                                max_length=max_length, stop=stop)
+                                                max_length=max_length, stop=stop, prompt=prompt)
         return captions
 
 

@@ -108,7 +108,7 @@ def test_bad_option_values_are_refused_before_any_work(audio_dir, option, value,
 @pytest.mark.parametrize("extra,cause", [
     (["--device", "bogus"], "device: unknown device 'bogus'"),
     (["--device", "cuda:7"], "device: cuda:7 requested"),
-    (["--variant", "bogus"], "variant: unknown 'bogus'; known: clapkit-small, laion-htsat-base"),
+    (["--variant", "bogus"], "variant: unknown 'bogus'; known: clapkit-small, clapkit-small-pretrain, laion-htsat-base"),
 ])
 def test_bad_set_up_is_one_line(audio_dir, model_args, extra, cause, capsys):
     assert main(["classify", str(audio_dir), "--labels", "dog", *model_args, *extra]) == 2

@@ -51,7 +51,7 @@ def test_unknown_architecture_arguments_are_refused_when_building(tmp_path):
 
 
 def test_unknown_names_list_the_known_ones(tmp_path):
-    with pytest.raises(ConfigError, match="unknown model config 'msclap-2099'; known: clapkit-small, laion-htsat-base"):
+    with pytest.raises(ConfigError, match="unknown model config 'msclap-2099'; known: clapkit-small, clapkit-small-pretrain, laion-htsat-base"):
         get_config("msclap-2099")
     bad = tmp_path / "broken.json"
     bad.write_text("{")

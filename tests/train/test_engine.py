@@ -17,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from shared_data import require
-from tiny import write_corpus, write_model_config
+from tiny import wait_for_checkpoint, write_corpus, write_model_config
 
 import clapkit
 from clapkit.train import checkpoint
@@ -83,16 +83,6 @@ def test_seeded_runs_are_bitwise_identical(reference_run, corpus, tmp_path):
 def train_process(corpus: dict, run: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "clapkit.train", *args(corpus, run, *extra)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-def wait_for_checkpoint(run: Path, name: str, process: subprocess.Popen, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        pointer = run / "checkpoints" / "LATEST"
-        if pointer.is_file() and pointer.read_text().strip() == name:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{name} did not appear (exit {process.poll()}): {process.stderr.read() if process.poll() is not None else ''}")
 
 
 def sigkill_and_resume(corpus: dict, run: Path, kill_after: list[str]) -> None:

@@ -3,6 +3,8 @@ synthetic clips with label captions, for training tests that run in seconds on a
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -50,3 +52,30 @@ def write_corpus(folder: Path, per_label: int = 6, name: str = "train") -> str:
     manifest = folder / f"{name}.jsonl"
     manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
     return str(manifest)
+
+
+def tiny_pretrain_config(dropout: float = 0.0) -> dict:
+    """The tiny model's audio tower with a one-block decoder over all-MiniLM-L6-v2's WordPiece
+    vocabulary (read from its installed package: no network, no shared files)."""
+    from clapkit.models.config import get_config, parse_config
+
+    config = tiny_model_config(dropout)
+    config.update(name="tiny-pretrain", text=None, caption={
+        "decoder": {"arch": "gpt2-lm", "tokenizer": "sentence-transformers/all-MiniLM-L6-v2",
+                    "tokenizer_style": "bert",
+                    "tokenizer_init": get_config("clapkit-small-pretrain").caption.decoder.tokenizer_init.__dict__,
+                    "args": {"vocab_size": 30522, "n_positions": 64, "n_embd": 16, "n_layer": 1, "n_head": 2}},
+        "prefix_length": 2, "mapper_layers": 1, "normalize_prefix": False, "beam_size": 2, "max_length": 8,
+        "stop": "eos"})
+    parse_config(config, "tiny-pretrain")
+    return config
+
+
+def wait_for_checkpoint(run: Path, name: str, process: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        pointer = run / "checkpoints" / "LATEST"
+        if pointer.is_file() and pointer.read_text().strip() == name:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{name} did not appear (exit {process.poll()}): {process.stderr.read() if process.poll() is not None else ''}")

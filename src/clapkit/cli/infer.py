@@ -221,7 +221,7 @@ def cmd_caption(args) -> int:
     with progress(len(files), "caption") as bar:
         for file in files:
             try:
-                caption = model.caption([file], beam_size=args.beam_size)[0]
+                caption = model.caption([file], beam_size=args.beam_size, prompt=args.prompt)[0]
             except ClapkitError as e:
                 failures.append((file, str(e)))
             else:
@@ -307,9 +307,12 @@ def register(subparsers) -> None:
     _model_options(p)
     p.set_defaults(handler=cmd_embed)
 
-    p = subparsers.add_parser("caption", help="captions from a clapcap model")
+    p = subparsers.add_parser("caption", help="captions from a clapcap model; answers from an audio-pretraining run")
     p.add_argument("files", nargs="+")
-    p.add_argument("--beam-size", type=_checked(_int, "--beam-size"), default=5)
+    p.add_argument("--beam-size", type=_checked(_int, "--beam-size"), default=None,
+                   help="beams (default: the model's)")
+    p.add_argument("--prompt", help="a question for a model trained with clapkit train --stage audio-pretrain, "
+                                    "e.g. 'which instrument family is playing?'")
     _model_options(p)
     p.set_defaults(handler=cmd_caption, model="msclap-clapcap")
 

@@ -25,7 +25,39 @@ MSCLAP_STOP_TOKEN_ID = 220
 class Tokenizer(Protocol):
     """What ``generate`` needs of a tokenizer, e.g. ``clapkit.text.TextTokenizer``."""
 
+    @property
+    def end_token_id(self) -> int: ...
+
+    def encode(self, text: str) -> list[int]: ...
+
     def decode(self, ids: list[int]) -> str: ...
+
+
+def prompt_ids(tokenizer: Tokenizer, prompt: str) -> list[int]:
+    """How the decoder reads a question after the audio prefix: its tokens, closed by the end token."""
+    return tokenizer.encode(prompt) + [tokenizer.end_token_id]
+
+
+def question_sequences(tokenizer: Tokenizer, prompts: list[str], answers: list[str],
+                       max_tokens: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Teacher-forcing inputs for prompted answers: ``input_ids`` (B, L), each row ``prompt [end]
+    answer [end]`` right-padded with the end token, and ``targets`` (B, L): the id that position
+    ``i`` must predict (the answer's tokens and its closing end token; -100 elsewhere, ignored by
+    the loss). Answers longer than ``max_tokens`` tokens are cut (their end token kept)."""
+    end = tokenizer.end_token_id
+    rows = []
+    for prompt, answer in zip(prompts, answers, strict=True):
+        question = prompt_ids(tokenizer, prompt)
+        rows.append((question, tokenizer.encode(answer)[:max_tokens] + [end]))
+    length = max(len(q) + len(a) for q, a in rows)
+    input_ids = torch.full((len(rows), length), end, dtype=torch.long)
+    targets = torch.full((len(rows), length), -100, dtype=torch.long)
+    for row, (question, answer) in enumerate(rows):
+        sequence = question + answer
+        input_ids[row, :len(sequence)] = torch.tensor(sequence)
+        # position i predicts token i + 1: the last question token predicts the answer's first
+        targets[row, len(question) - 1:len(sequence) - 1] = torch.tensor(answer)
+    return input_ids, targets
 
 
 class MapperAttention(nn.Module):
@@ -230,6 +262,11 @@ class ClapCap(nn.Module):
         word_dim = decoder.transformer.wte.embedding_dim
         self.mapper = TransformerMapper(embed_dim, word_dim, prefix_length, prefix_length, mapper_layers)
 
+    @property
+    def audio(self) -> nn.Module:
+        """The audio tower (front end and encoder), shared with contrastive models' ``audio``."""
+        return self.clap.audio
+
     def encode_audio(self, waveform: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         """(B, T) waveform -> (B, embed_dim) CLAP audio projection (as ``CLAP.encode_audio``)."""
         return self.clap.encode_audio(waveform, normalize)
@@ -243,26 +280,44 @@ class ClapCap(nn.Module):
         """(B, T) waveform -> (B, prefix_length, dim) GPT-2 input embeddings."""
         return self.mapper(self.audio_embedding(waveform))
 
-    def forward(self, waveform: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced logits (B, prefix_length + L, vocab) for captions ``input_ids`` (B, L)."""
-        embeds = torch.cat((self.prefix(waveform), self.decoder.transformer.wte(input_ids)), dim=1)
-        return self.decoder(inputs_embeds=embeds)
+    def forward(self, waveform: torch.Tensor, input_ids: torch.Tensor,
+                positions: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced logits for token ids (B, L) after the audio prefix: (B, prefix_length + L,
+        vocab), or with ``positions`` (a (B, L) boolean mask) only at those positions of ``input_ids``,
+        (N, vocab): the language-model head over a large vocabulary is the decoder's dearest part."""
+        return self.decode(self.prefix(waveform), input_ids, positions)
+
+    def decode(self, prefix: torch.Tensor, input_ids: torch.Tensor,
+               positions: torch.Tensor | None = None) -> torch.Tensor:
+        """As ``forward``, from prefixes (B, P, dim) already computed."""
+        embeds = torch.cat((prefix, self.decoder.transformer.wte(input_ids)), dim=1)
+        if positions is None:
+            return self.decoder(inputs_embeds=embeds)
+        hidden = self.decoder.transformer(inputs_embeds=embeds)[:, prefix.shape[1]:]
+        return self.decoder.lm_head(hidden[positions])
 
     @torch.no_grad()
     def generate(self, waveform: torch.Tensor, tokenizer: Tokenizer, beam_size: int = 5, max_length: int = 67,
-                 temperature: float = 1.0, stop: str = "msclap") -> list[str]:
-        """One caption per clip of a (B, T) waveform batch.
+                 temperature: float = 1.0, stop: str = "msclap", prompt: str | None = None) -> list[str]:
+        """One caption per clip of a (B, T) waveform batch; with ``prompt``, the answer to that question
+        (a model trained with ``--stage audio-pretrain`` reads it after the audio prefix).
 
         ``stop="msclap"`` reproduces msclap: it stops on id 220 (msclap's ``encode(' <|endoftext|>')[0]``,
         a bare space, which the released model emits before EOS) and ``str.capitalize()``s the
-        caption, lower-casing the rest. ``stop="eos"`` stops on ``<|endoftext|>`` and returns the
-        text as decoded, without surrounding whitespace. The stop token is not part of the caption.
+        caption, lower-casing the rest. ``stop="eos"`` stops on the tokenizer's end token
+        (``<|endoftext|>``, ``[SEP]``) and returns the text as decoded, without surrounding
+        whitespace. The stop token is not part of the caption.
         """
         if stop not in ("msclap", "eos"):
             raise ValueError(f"unknown stop rule {stop!r}; expected 'msclap' or 'eos'")
-        stop_token_id = MSCLAP_STOP_TOKEN_ID if stop == "msclap" else EOS_TOKEN_ID
+        stop_token_id = MSCLAP_STOP_TOKEN_ID if stop == "msclap" else tokenizer.end_token_id
+        prefix = self.prefix(waveform)
+        if prompt is not None:
+            question = torch.tensor(prompt_ids(tokenizer, prompt), device=prefix.device)
+            question = self.decoder.transformer.wte(question).unsqueeze(0).expand(len(prefix), -1, -1)
+            prefix = torch.cat((prefix, question.to(prefix.dtype)), dim=1)
         captions = []
-        for beams in batch_beam_search(self.decoder, self.prefix(waveform), beam_size, max_length, temperature,
+        for beams in batch_beam_search(self.decoder, prefix, beam_size, max_length, temperature,
                                        stop_token_id):
             ids = beams.ids(0)
             text = tokenizer.decode(ids[:-1] if ids[-1] == stop_token_id else ids)

@@ -82,9 +82,15 @@ class TextConfig:
 
 @dataclass(frozen=True)
 class DecoderConfig:
+    """``tokenizer_style``: ``gpt2`` (BPE, ends with ``<|endoftext|>``) or ``bert`` (WordPiece, ends
+    with ``[SEP]``); ``tokenizer_init``: an installed package holding the tokenizer's files, so that
+    it loads offline."""
+
     arch: str
     tokenizer: str
     args: dict[str, Any] = field(default_factory=dict)
+    tokenizer_style: Literal["gpt2", "bert"] = "gpt2"
+    tokenizer_init: TextInit | None = None
 
 
 @dataclass(frozen=True)

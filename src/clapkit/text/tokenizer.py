@@ -77,6 +77,11 @@ class TextTokenizer:
         return self._tokenizer.eos_token_id
 
     @property
+    def end_token_id(self) -> int:
+        """The token that closes a text: ``<|endoftext|>`` for GPT-2, ``[SEP]`` / ``</s>`` for BERT / RoBERTa."""
+        return self._tokenizer.eos_token_id if self._spec.family == "gpt2" else self._tokenizer.sep_token_id
+
+    @property
     def vocab_size(self) -> int:
         return len(self._tokenizer)
 

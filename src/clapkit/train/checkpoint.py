@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import ClapkitError
+from ..weights.loading import untied
 
 
 class CheckpointError(ClapkitError):
@@ -79,7 +80,7 @@ def save(run_dir: Path, step: int, model_state: dict[str, torch.Tensor], state: 
         if rank == 0:
             from safetensors.torch import save_file
 
-            save_file({k: v.contiguous() for k, v in model_state.items()}, str(tmp / "model.safetensors"))
+            save_file({k: v.contiguous() for k, v in untied(model_state).items()}, str(tmp / "model.safetensors"))
             torch.save(state, tmp / "state.pt")
             for name in ("model.safetensors", "state.pt"):
                 _fsynced(tmp / name)

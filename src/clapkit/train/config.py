@@ -14,6 +14,7 @@ from ..errors import UsageError
 class TrainConfig:
     """Every training option; ``config.json`` in a run folder records them, resolved."""
 
+    stage: Literal["contrastive", "audio-pretrain"] = "contrastive"
     model: str = "msclap-2023"                    # model config name (models/configs) or file
     pretrained: str | None = None                 # weights to start from (registry name or path): fine-tuning
     init_audio: str | None = None                 # a run or checkpoint whose audio tower starts this one
@@ -43,6 +44,7 @@ class TrainConfig:
     log_every: int = 10
     workers: int = 0
     band_limit: float = 0.0                       # probability of band-limiting a training clip to 8-16 kHz
+    tasks: str | None = None                      # audio-pretrain: "task=weight,..."; None: every task
     lock_text: bool = False
     lock_audio: bool = False
     tokenizer: str | None = None
@@ -100,6 +102,15 @@ def check(config: TrainConfig) -> None:
         raise UsageError("--lr must be above 0; --wd, --warmup and --workers at least 0")
     if config.init_audio and config.pretrained:
         raise UsageError("--init-audio and --pretrained together: --pretrained already sets the audio tower")
+    if config.stage == "audio-pretrain":
+        for name in ("lock_text", "lock_audio"):
+            if getattr(config, name):
+                raise UsageError(f"--{name.replace('_', '-')}: not an option of --stage audio-pretrain, which trains "
+                                 "the audio tower and the decoder")
+        if config.pretrained:
+            raise UsageError("--pretrained: --stage audio-pretrain starts fresh or takes an audio tower with --init-audio")
+    elif config.tasks is not None:
+        raise UsageError("--tasks: the task mixture is an option of --stage audio-pretrain")
     if config.lock_text and config.lock_audio:
         raise UsageError("--lock-text and --lock-audio together leave nothing to train")
     if config.schedule == "plateau" and not config.val:

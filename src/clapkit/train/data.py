@@ -17,7 +17,8 @@ The data is map-style and keyed, so nothing depends on workers, ranks or where a
   ``n // B`` steps, each of ``B`` clips);
 * rank ``r`` of ``world_size`` ranks takes the contiguous slice ``[r·b, (r+1)·b)`` of the global
   batch, ``b = B // world_size``;
-* clip ``i`` in epoch ``e`` draws its caption (where it has several) and then its random crop
+* clip ``i`` in epoch ``e`` draws its caption (where it has several; in audio pretraining, its
+  task and question) and then its random crop
   from ``numpy.random.default_rng([seed, e, i])``.
 
 So ``batches(e, start_step=k)`` yields exactly the batches ``k, k+1, ...`` of an uninterrupted
@@ -36,9 +37,9 @@ from __future__ import annotations
 import json
 import numbers
 import tarfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,7 @@ from clapkit.audio.windows import FILLS, fit_length, iter_windows
 from clapkit.data.manifest import read_manifest, resolve
 from clapkit.data.shards import expand_shards
 from clapkit.errors import ShardError, UsageError, name_list, one_line
+from clapkit.train.tasks import Question, TaskMixture
 
 MANIFEST_SUFFIXES = (".jsonl",)
 CROPS = ("random", "start")
@@ -66,6 +68,8 @@ class Batch:
     captions: list[str]
     indices: list[int]  # global clip indices, in batch order
     failures: list[tuple[int, str, str]] = field(default_factory=list)
+    prompts: list[str] = field(default_factory=list)  # audio pretraining: each clip's question ...
+    tasks: list[str] = field(default_factory=list)  # ... and its task; ``captions`` then hold the answers
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -80,6 +84,7 @@ class ClipRef:
     path: str
     offset: int = -1
     size: int = 0
+    fields: Mapping[str, object] = field(default_factory=dict)  # the clip's whole record (tasks read it)
 
 
 # --- the index --------------------------------------------------------------------------------
@@ -115,7 +120,13 @@ def _manifest_clips(manifest: Path, split: str | None) -> list[ClipRef]:
         clips = [clip for clip in clips if clip.split == split]
         if not clips:
             raise UsageError(f"{manifest}#{split}: no clip of the manifest has split {split!r}")
-    return [ClipRef(str(resolve(manifest, clip)), tuple(clip.captions), str(resolve(manifest, clip))) for clip in clips]
+    return [ClipRef(str(resolve(manifest, clip)), tuple(clip.captions), str(resolve(manifest, clip)),
+                    fields=_record(asdict(clip))) for clip in clips]
+
+
+def _record(record: dict) -> dict[str, object]:
+    extra = record.pop("extra", None) or {}
+    return {**record, **extra}
 
 
 def _shard_files(pattern: str) -> list[Path]:
@@ -143,8 +154,8 @@ def _shard_clips(shard: Path) -> list[ClipRef]:
                 key, dot, ext = base.partition(".")
                 if dot:
                     samples.setdefault(f"{folder}/{key}" if folder else key, {})[ext.lower()] = member
-            captions = {key: _captions(tar, shard, members["json"]) for key, members in samples.items()
-                        if "json" in members}
+            records = {key: _json_record(tar, shard, members["json"]) for key, members in samples.items()
+                       if "json" in members}
     except (tarfile.TarError, OSError) as e:
         raise ShardError(f"{shard}: not a readable uncompressed tar ({one_line(e)}); clips are read by seeking, "
                          "so shards must be plain, uncompressed tars") from None
@@ -153,12 +164,13 @@ def _shard_clips(shard: Path) -> list[ClipRef]:
         audio = [m for ext, m in members.items() if f".{ext}" in AUDIO_SUFFIXES]
         if not audio:
             raise ShardError(f"{shard}: sample {key!r} has no audio member ({', '.join(sorted(members))})")
-        clips.append(ClipRef(f"{shard}:{audio[0].name}", captions.get(key, ()), str(shard),
-                             audio[0].offset_data, audio[0].size))
+        record = records.get(key, {})
+        clips.append(ClipRef(f"{shard}:{audio[0].name}", tuple(record.get("captions", ())), str(shard),
+                             audio[0].offset_data, audio[0].size, record))
     return clips
 
 
-def _captions(tar: tarfile.TarFile, shard: Path, member: tarfile.TarInfo) -> tuple[str, ...]:
+def _json_record(tar: tarfile.TarFile, shard: Path, member: tarfile.TarInfo) -> dict:
     where = f"{shard}:{member.name}"
     try:
         record = json.loads(tar.extractfile(member).read())
@@ -167,7 +179,7 @@ def _captions(tar: tarfile.TarFile, shard: Path, member: tarfile.TarInfo) -> tup
     captions = record.get("captions", []) if isinstance(record, dict) else None
     if not isinstance(captions, list) or not all(isinstance(c, str) for c in captions):
         raise ShardError(f"{where}: 'captions' must be a list of strings")
-    return tuple(captions)
+    return record
 
 
 # --- decoding one clip ------------------------------------------------------------------------
@@ -223,18 +235,26 @@ class ClipDataset(torch.utils.data.Dataset):
     ``epoch``; every random choice comes from ``default_rng([seed, epoch, i])``."""
 
     def __init__(self, clips: list[ClipRef], *, sample_rate: int, clip_samples: int, crop: str,
-                 seed: int | None, epoch: int, fill: str = "repeat", band_limit: float = 0.0):
+                 seed: int | None, epoch: int, fill: str = "repeat", band_limit: float = 0.0,
+                 mixture: TaskMixture | None = None):
         self.clips, self.sample_rate, self.clip_samples = clips, sample_rate, clip_samples
         self.crop, self.seed, self.epoch, self.fill, self.band_limit = crop, seed, epoch, fill, band_limit
+        self.mixture = mixture
 
     def __len__(self) -> int:
         return len(self.clips)
 
-    def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, str, str | None]:
+    def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, str | Question, str | None]:
+        """With a task ``mixture`` (random crops only) the text is a drawn :class:`Question`."""
         clip = self.clips[index]
         if self.crop == "random":
             rng = np.random.default_rng([self.seed, self.epoch, index])
-            caption = clip.captions[int(rng.integers(len(clip.captions)))] if len(clip.captions) > 1 else clip.captions[0]
+            if self.mixture is not None:
+                caption = self.mixture.draw(clip.fields, rng)
+            elif len(clip.captions) > 1:
+                caption = clip.captions[int(rng.integers(len(clip.captions)))]
+            else:
+                caption = clip.captions[0]
         else:
             rng, caption = None, clip.captions[0]
         try:
@@ -258,15 +278,18 @@ def _batches(dataset: ClipDataset, steps: list[list[int]], first_step: int, work
     else:
         decoded = ([dataset[i] for i in step] for step in steps)
     for step, items in enumerate(decoded, first_step):
-        good = [(i, wave, caption) for i, wave, caption, cause in items if cause is None]
+        good = [(i, wave, text) for i, wave, text, cause in items if cause is None]
         waves = [wave for _, wave, _ in good]
+        questions = [text for _, _, text in good if isinstance(text, Question)]
         yield Batch(
             epoch=dataset.epoch,
             step=step,
             waveforms=torch.from_numpy(np.stack(waves)) if waves else torch.zeros(0, dataset.clip_samples),
-            captions=[caption for _, _, caption in good],
+            captions=[q.answer for q in questions] if questions else [text for _, _, text in good],
             indices=[i for i, _, _ in good],
             failures=[(i, dataset.clips[i].name, cause) for i, _, _, cause in items if cause is not None],
+            prompts=[q.prompt for q in questions],
+            tasks=[q.task for q in questions],
         )
 
 
@@ -297,7 +320,8 @@ class TrainData:
 
     def __init__(self, sources: Sequence[str | Path], *, sample_rate: int, clip_samples: int,
                  global_batch_size: int, seed: int, rank: int = 0, world_size: int = 1, workers: int = 0,
-                 crop: str = "random", fill: str = "repeat", band_limit: float = 0.0):
+                 crop: str = "random", fill: str = "repeat", band_limit: float = 0.0,
+                 mixture: TaskMixture | None = None):
         self.sample_rate, self.clip_samples, self.workers = _audio_args(sample_rate, clip_samples, workers)
         self.fill = _fill(fill)
         if not 0 <= band_limit <= 1:
@@ -316,8 +340,12 @@ class TrainData:
             raise UsageError(f"crop must be one of {', '.join(CROPS)}, got {crop!r}")
         self.crop = crop
         self.clips, self.uncaptioned = index_sources(sources)
+        self.mixture, self.unanswerable = mixture, 0
+        if mixture is not None:  # audio pretraining: a clip answering none of the tasks cannot be used
+            answerable = [clip for clip in self.clips if mixture.questions(clip.fields)]
+            self.clips, self.unanswerable = answerable, len(self.clips) - len(answerable)
         if len(self.clips) < self.global_batch_size:
-            raise UsageError(f"{len(self.clips)} captioned clips, fewer than global_batch_size "
+            raise UsageError(f"{len(self.clips)} usable clips, fewer than global_batch_size "
                              f"{self.global_batch_size}: not one full step")
 
     def __len__(self) -> int:
@@ -350,7 +378,7 @@ class TrainData:
             raise UsageError(f"start_step {start_step} is beyond the epoch's {self.steps_per_epoch} steps")
         dataset = ClipDataset(self.clips, sample_rate=self.sample_rate, clip_samples=self.clip_samples,
                               crop=self.crop, seed=self.seed, epoch=_count(epoch, "epoch", 0), fill=self.fill,
-                              band_limit=self.band_limit)
+                              band_limit=self.band_limit, mixture=self.mixture)
         steps = self._steps(self.order(epoch), start_step, self.steps_per_epoch)
         return _batches(dataset, steps, start_step, self.workers)
 

@@ -1,6 +1,6 @@
 """The training loop: one process or a torchrun rank, contrastive steps (with GradCache when the
-micro-batch is smaller than the rank's batch), exact checkpoints, validation through the public
-pipeline, and the run's record."""
+micro-batch is smaller than the rank's batch) or audio-pretraining steps (:mod:`.pretrain`), exact
+checkpoints, validation, and the run's record."""
 from __future__ import annotations
 
 import contextlib
@@ -19,20 +19,23 @@ from ..models.config import ModelConfig, get_config
 from ..models.factory import create_model
 from ..pipeline import ClapPipeline
 from ..weights.loading import (
+    fill_tied,
     load_checkpoint,
     load_pretrained,
     load_state_dict_strict,
     read_checkpoint,
+    untied,
 )
 from ..weights.registry import PRETRAINED
-from . import checkpoint
+from . import checkpoint, pretrain
 from .config import TrainConfig
 from .data import TrainData, ValData
 from .distributed import World, wrap
 from .loss import caption_ids
 from .metrics import RunLog
 from .optim import Schedule, build_optimizer
-from .step import ContrastiveStep
+from .step import AnswerStep, ContrastiveStep
+from .tasks import TaskMixture
 
 
 class TrainError(ClapkitError):
@@ -58,15 +61,20 @@ def build_model(config: TrainConfig) -> tuple[nn.Module, ModelConfig]:
     else:
         model_config = get_config(config.model)
         model = None
-    if model_config.text is None:
-        raise UsageError(f"--model: {model_config.name} has no text tower to train contrastively")
-    if config.loss == "sigmoid" and model_config.init_logit_bias is None:
+    if config.stage == "contrastive" and (model_config.text is None or model_config.caption is not None):
+        raise UsageError(f"--model: {model_config.name} is not a contrastive model (it needs a text tower and no "
+                         "decoder); for a model with a decoder use --stage audio-pretrain")
+    if config.stage == "audio-pretrain" and model_config.caption is None:
+        raise UsageError(f"--stage audio-pretrain: --model {model_config.name} has no decoder to answer with; use a "
+                         "config with a 'caption' section, e.g. clapkit-small-pretrain")
+    if config.stage == "contrastive" and config.loss == "sigmoid" and model_config.init_logit_bias is None:
         model_config = replace(model_config, init_logit_bias=-10.0)
         if model is not None:  # a pretrained CLIP-loss model gains the bias, initialised as SigLIP's
             model.logit_bias = nn.Parameter(torch.full((1,), -10.0))
     if model is None:
         model = create_model(model_config)
-        init_text_tower(model, model_config, config.text_weights)
+        if model_config.text is not None and model_config.caption is None:
+            init_text_tower(model, model_config, config.text_weights)
     if config.init_audio:
         init_audio_tower(model, model_config, config.init_audio)
     return model, model_config
@@ -81,7 +89,8 @@ def init_audio_tower(model: nn.Module, model_config: ModelConfig, source: str) -
         differing = [k for k in ours if ours[k] != theirs.get(k)]
         raise UsageError(f"--init-audio: the audio tower of {source} ({source_config.name}) differs from "
                          f"{model_config.name}'s in {', '.join(differing)}")
-    tower = {k.removeprefix("audio."): v for k, v in state.items() if k.startswith("audio.")}
+    prefix = "clap.audio." if source_config.caption is not None else "audio."  # a pretraining run's is inside
+    tower = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
     load_state_dict_strict(model.audio, tower, str(weights))
 
 
@@ -116,11 +125,13 @@ class Trainer:
         if config.compile:
             self.wrapped = torch.compile(self.wrapped)
         self.pipeline = ClapPipeline(self.model, self.model_config, config.tokenizer)
+        self.pretraining = config.stage == "audio-pretrain"
+        self.mixture = TaskMixture.parse(config.tasks) if self.pretraining else None
         frontend = self.model_config.audio.frontend
         self.data = TrainData(config.train, sample_rate=frontend.sample_rate, clip_samples=self.model_config.clip_samples,
                               global_batch_size=config.batch_size, seed=config.seed, rank=world.rank,
                               world_size=world.world_size, workers=config.workers, fill=frontend.short_clip,
-                              band_limit=config.band_limit)
+                              band_limit=config.band_limit, mixture=self.mixture)
         # Each --val source is its own retrieval set, reported under its name.
         self.vals = {source: ValData([source], sample_rate=frontend.sample_rate, fill=frontend.short_clip,
                                      clip_samples=self.model_config.clip_samples) for source in config.val}
@@ -128,7 +139,11 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, config)
         self.schedule = Schedule(self.optimizer, config, self.total_steps)
         self.scaler = torch.amp.GradScaler(world.device.type, enabled=config.precision == "fp16")
-        self.step = ContrastiveStep(self.model, self.wrapped, config.loss, config.precision, world.device, self.scaler)
+        if self.pretraining:
+            self.step = AnswerStep(self.wrapped, config.precision, world.device, self.scaler, world)
+        else:
+            self.step = ContrastiveStep(self.model, self.wrapped, config.loss, config.precision, world.device,
+                                        self.scaler)
         self.position = Position()
         self.counters = {"clips": 0, "bad_clips": 0, "nonfinite_steps": 0, "nonfinite_in_a_row": 0}
         self.log: RunLog | None = None  # opened by run(), once the run folder is known to be this run's
@@ -138,11 +153,13 @@ class Trainer:
         """LiT-style: a locked tower (encoder) keeps its weights; its projection still learns.
         A fusion model's fusion layers are always kept: training clips are window-long, so they
         never reach them (and DDP needs every trained parameter to get a gradient)."""
+        if self.config.stage == "audio-pretrain":
+            pretrain.freeze_unused(self.model)
         patch_embed = getattr(self.model.audio.encoder, "patch_embed", None)
         for unused in (getattr(patch_embed, "fusion_model", None), getattr(patch_embed, "mel_conv2d", None)):
             if unused is not None:
                 unused.requires_grad_(False)
-        if self.config.loss == "sigmoid" and self.model.logit_scale_text is not None:
+        if self.config.loss == "sigmoid" and getattr(self.model, "logit_scale_text", None) is not None:
             self.model.logit_scale_text.requires_grad_(False)  # one logit matrix: one scale
         if self.config.lock_audio:
             self.model.audio.requires_grad_(False)
@@ -176,10 +193,14 @@ class Trainer:
     def train_step(self, batch) -> dict:
         self._set_train_mode()
         device = self.world.device
-        tokens = {k: v.to(device) for k, v in self.pipeline.tokenizer(batch.captions).items()}
-        ids = caption_ids(batch.captions).to(device)
         audio = batch.waveforms.to(device)
-        loss = self.step.backward(audio, tokens, ids, self.config.micro_batch_size)
+        if self.pretraining:
+            input_ids, targets = pretrain.batch_sequences(self.pipeline.tokenizer, batch, device)
+            loss = self.step.backward(audio, input_ids, targets, self.config.micro_batch_size)
+        else:
+            tokens = {k: v.to(device) for k, v in self.pipeline.tokenizer(batch.captions).items()}
+            ids = caption_ids(batch.captions).to(device)
+            loss = self.step.backward(audio, tokens, ids, self.config.micro_batch_size)
         finite = self.world.sum(float(torch.isfinite(loss).item())) == self.world.world_size
         if finite:
             self.scaler.step(self.optimizer)
@@ -195,6 +216,9 @@ class Trainer:
     def run(self) -> int:
         self._prepare_run_dir()
         self.log = RunLog(self.run_dir, self.world.is_main)
+        if self.mixture is not None and self.position.step == 0:
+            rows = pretrain.print_mixture(self.mixture, [clip.fields for clip in self.data.clips], self._say)
+            self.log.write({"kind": "tasks", "tasks": rows, "unanswerable_clips": self.data.unanswerable})
         previous_handlers = self._install_signal_handlers()
         from tqdm import tqdm
 
@@ -263,20 +287,24 @@ class Trainer:
         step = self.position.step
         if step % self.config.log_every and step != self.total_steps and result["finite"]:
             return
+        scale = {} if self.pretraining else {"logit_scale": float(full(self.model.logit_scale).detach().exp().item())}
         self.log.write({"kind": "train", "step": step, "epoch": self.position.epoch, "loss": result["loss"],
                         "skipped_nonfinite": not result["finite"], "lr": self.optimizer.param_groups[0]["lr"],
-                        "logit_scale": float(full(self.model.logit_scale).detach().exp().item()),
-                        "samples_per_s": rate, "bad_clips": self.counters["bad_clips"],
+                        **scale, "samples_per_s": rate, "bad_clips": self.counters["bad_clips"],
                         "nonfinite_steps": self.counters["nonfinite_steps"]})
 
     # ---- validation ---------------------------------------------------------------------------
     def validate(self) -> list[dict]:
-        """Zero-shot retrieval on each ``--val`` set through the public pipeline around the live model;
-        the plateau schedule follows the mean validation loss."""
+        """Each ``--val`` set: zero-shot retrieval through the public pipeline around the live model
+        (audio pretraining: the loss and accuracy of each task's answers); the plateau schedule
+        follows the mean validation loss."""
         records = []
         with unsharded(self.model):
             for name, val in self.vals.items():
-                record = retrieval(self.pipeline, val, self.model_config.audio.frontend.sample_rate)
+                if self.pretraining:
+                    record = pretrain.validate_answers(self.model, self.pipeline.tokenizer, val, self.mixture)
+                else:
+                    record = retrieval(self.pipeline, val, self.model_config.audio.frontend.sample_rate)
                 records.append({"kind": "val", "set": name, "step": self.position.step, **record})
         self.schedule.validated(sum(r["val_loss"] for r in records) / len(records))
         for record in records:
@@ -309,7 +337,8 @@ class Trainer:
         if state["world_size"] != self.world.world_size:
             raise TrainError(f"{folder}: saved by {state['world_size']} process(es), resumed by "
                              f"{self.world.world_size}; exact resumption needs the same number")
-        set_state_dict(self.model, self.optimizer, model_state_dict=model_state, optim_state_dict=state["optimizer"],
+        set_state_dict(self.model, self.optimizer, model_state_dict=fill_tied(self.model, model_state),
+                       optim_state_dict=state["optimizer"],
                        options=StateDictOptions(full_state_dict=True))
         self.schedule.load_state_dict(state["schedule"])
         self.scaler.load_state_dict(state["scaler"])
@@ -341,7 +370,7 @@ class Trainer:
             from safetensors.torch import save_file
 
             tmp = self.run_dir / ".model.safetensors.tmp"
-            save_file({k: v.contiguous() for k, v in model_state.items()}, str(tmp))
+            save_file({k: v.contiguous() for k, v in untied(model_state).items()}, str(tmp))
             tmp.replace(self.run_dir / "model.safetensors")
             self._say(f"wrote {self.run_dir / 'model.safetensors'}; load it with clapkit.load({str(self.run_dir)!r})")
 

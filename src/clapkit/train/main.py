@@ -9,8 +9,11 @@ import sys
 
 from ..errors import ClapkitError, one_line
 from .config import PRESETS, TrainConfig
+from .tasks import TASKS
 
 FLAGS = {  # flag -> help; the default and the type come from TrainConfig
+    "stage": "contrastive (audio-text pairs) or audio-pretrain (the audio tower answers prompted tasks through a "
+             "decoder, as the paper's HTSAT-22; --model a config with a decoder, e.g. clapkit-small-pretrain)",
     "model": "model config name (see src/clapkit/models/configs) or config file",
     "pretrained": "start from these weights (registry name or checkpoint path): fine-tuning",
     "train": "training manifest (.jsonl) or WebDataset shard pattern (repeatable)",
@@ -32,6 +35,8 @@ FLAGS = {  # flag -> help; the default and the type come from TrainConfig
     "save_every": "checkpoint every N steps", "val_every": "validate every N steps", "log_every": "log every N steps",
     "workers": "data-loading worker processes per rank",
     "init_audio": "run folder or checkpoint whose audio tower (front end and encoder) this run starts from",
+    "tasks": "audio-pretrain: the task mixture as task=weight,... (default: every task at its default weight: "
+             + ", ".join(f"{name}={task.weight:g}" for name, task in TASKS.items()) + ")",
     "band_limit": "probability that a training clip is band-limited to 8, 11.025 or 16 kHz (telephone-like audio)",
     "lock_text": "freeze the text tower (LiT-style)", "lock_audio": "freeze the audio tower",
     "tokenizer": "tokenizer folder or hub name (default: the model's)",
@@ -121,7 +126,8 @@ def _with_run_options(flags: dict) -> dict:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("train", help="contrastive pretraining and fine-tuning (torchrun for many GPUs)")
+    parser = subparsers.add_parser("train", help="contrastive pretraining and fine-tuning, audio pretraining "
+                                   "(torchrun for many GPUs)")
     add_arguments(parser)
     parser.set_defaults(handler=run)
 

@@ -48,7 +48,8 @@ def read_metrics(path: Path) -> list[dict]:
 
 
 def plot_curves(metrics_path: Path, out: Path) -> None:
-    """Four panels over steps: training loss, learning rate, logit scale, validation R@1/R@10."""
+    """Four panels over steps: training loss, learning rate, logit scale (audio pretraining: the
+    validation loss), and validation R@1/R@10 (audio pretraining: each task's answer accuracy)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -57,25 +58,49 @@ def plot_curves(metrics_path: Path, out: Path) -> None:
     records = read_metrics(metrics_path)
     train = [r for r in records if r.get("kind") == "train"]
     val = [r for r in records if r.get("kind") == "val"]
+    pretraining = any("tasks" in r for r in val)
     fig, axes = plt.subplots(2, 2, figsize=(12, 7.5))
-    for ax, key, title in ((axes[0, 0], "loss", "training loss"), (axes[0, 1], "lr", "learning rate"),
-                           (axes[1, 0], "logit_scale", "logit scale")):
-        points = [(r["step"], r[key]) for r in train if isinstance(r.get(key), (int, float))]
-        if points:
-            ax.plot(*zip(*points))
+    third = ((axes[1, 0], "val_loss", "validation loss (answer tokens)", val) if pretraining
+             else (axes[1, 0], "logit_scale", "logit scale", train))
+    for ax, key, title, rows in ((axes[0, 0], "loss", "training loss", train), (axes[0, 1], "lr", "learning rate", train),
+                                 third):
+        for name in dict.fromkeys(r.get("set", "") for r in rows):
+            points = [(r["step"], r[key]) for r in rows if r.get("set", "") == name and isinstance(r.get(key), (int, float))]
+            if points:
+                ax.plot(*zip(*points), marker="." if rows is val else None, label=_short(name) or None)
         ax.set_title(title)
         ax.set_xlabel("step")
-    ax = axes[1, 1]
+    (_plot_task_accuracy if pretraining else _plot_retrieval)(axes[1, 1], val)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def _short(name: str) -> str:
+    return name.split("#")[1] if "#" in name else Path(name).stem  # a split's name, or the file's
+
+
+def _plot_retrieval(ax, val: list[dict]) -> None:
     for name in dict.fromkeys(r.get("set", "val") for r in val):
         rows = [r for r in val if r.get("set", "val") == name]
-        short = name.split("#")[1] if "#" in name else Path(name).stem  # a split's name, or the file's
         for key, style in (("t2a_r10", "-"), ("a2t_r10", "--"), ("t2a_r1", ":")):
-            line, = ax.plot([r["step"] for r in rows], [r[key] for r in rows], style, marker=".", label=f"{short} {key}")
+            line, = ax.plot([r["step"] for r in rows], [r[key] for r in rows], style, marker=".",
+                            label=f"{_short(name)} {key}")
         ax.axhline(rows[-1]["chance_r10"], color=line.get_color(), linewidth=0.8, alpha=0.5)
     ax.set_title("validation retrieval (thin lines: R@10 by chance)")
     ax.set_xlabel("step")
     if val:
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+
+
+def _plot_task_accuracy(ax, val: list[dict]) -> None:
+    """The first validation set's exact-answer accuracy per task (thin lines: the most common answer's)."""
+    rows = [r for r in val if r.get("set") == val[0].get("set")]
+    for task in rows[-1]["tasks"]:
+        points = [(r["step"], r["tasks"][task]["accuracy"]) for r in rows if task in r["tasks"]]
+        line, = ax.plot(*zip(*points), marker=".", label=task)
+        ax.axhline(rows[-1]["tasks"][task]["majority"], color=line.get_color(), linewidth=0.8, alpha=0.5)
+    ax.set_title(f"{_short(rows[-1].get('set', 'val'))}: exact answers by task (thin lines: most common answer)")
+    ax.set_xlabel("step")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7, ncol=2)

@@ -1,4 +1,5 @@
-"""One contrastive batch: forward, loss and backward, whole or in GradCache chunks."""
+"""One batch's gradient: contrastive (whole or in GradCache chunks), or prompted answers (audio
+pretraining, whole or accumulated in chunks)."""
 from __future__ import annotations
 
 import contextlib
@@ -10,6 +11,11 @@ from .distributed import no_sync
 from .loss import build_loss
 
 AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(precision: str, device: torch.device):
+    dtype = AUTOCAST[precision]
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 class ContrastiveStep:
@@ -31,12 +37,6 @@ class ContrastiveStep:
             return self.gradcache_backward(audio, tokens, ids, micro)
         return self.full_batch_backward(audio, tokens, ids)
 
-    def autocast(self):
-        dtype = AUTOCAST[self.precision]
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=dtype)
-
     def loss(self, out: dict, ids: torch.Tensor) -> torch.Tensor:
         extra = (out["logit_bias"].float(),) if self.loss_name == "sigmoid" else ()
         scales = {}
@@ -46,7 +46,7 @@ class ContrastiveStep:
                             *extra, caption_ids=ids, **scales)
 
     def forward(self, audio: torch.Tensor, tokens: dict) -> dict:
-        with self.autocast():
+        with autocast(self.precision, self.device):
             return self.wrapped(audio, **tokens)
 
     def full_batch_backward(self, audio: torch.Tensor, tokens: dict, ids: torch.Tensor) -> torch.Tensor:
@@ -78,6 +78,36 @@ class ContrastiveStep:
                 grads = [_chunk_grad(cached[key], chunk, last) for key in out]
                 torch.autograd.backward(list(out.values()), [g.to(o.dtype) for g, o in zip(grads, out.values())])
         return loss.detach()
+
+
+class AnswerStep:
+    """The gradient of the next-token cross-entropy of prompted answers (teacher forcing; the
+    prompt's tokens are not scored), averaged over the answer tokens of the global batch. A
+    ``micro`` batch below the rank's accumulates chunk gradients: the loss is a sum over tokens, so
+    this equals the whole batch (BatchNorm aside, as for GradCache: ``--batchnorm frozen``)."""
+
+    def __init__(self, wrapped: nn.Module, precision: str, device: torch.device, scaler: torch.amp.GradScaler,
+                 world) -> None:
+        self.wrapped, self.precision, self.device, self.scaler, self.world = wrapped, precision, device, scaler, world
+
+    def backward(self, audio: torch.Tensor, input_ids: torch.Tensor, targets: torch.Tensor,
+                 micro: int | None) -> torch.Tensor:
+        """Back-propagate the batch's mean token loss; returns it (the global mean under DDP)."""
+        # DDP averages gradients over ranks; scaling by ranks / global tokens makes that the global token mean.
+        tokens = self.world.sum(float((targets != -100).sum()))
+        scale = self.world.world_size / max(tokens, 1.0)
+        micro = micro or len(audio)
+        chunks = [slice(i, i + micro) for i in range(0, len(audio), micro)]
+        total = torch.zeros((), device=self.device)
+        for i, chunk in enumerate(chunks):
+            with contextlib.nullcontext() if i == len(chunks) - 1 else no_sync(self.wrapped):
+                positions = targets[chunk] != -100
+                with autocast(self.precision, self.device):
+                    logits = self.wrapped(audio[chunk], input_ids[chunk], positions)
+                loss_sum = nn.functional.cross_entropy(logits.float(), targets[chunk][positions], reduction="sum")
+                self.scaler.scale(loss_sum * scale).backward()
+                total += loss_sum.detach()
+        return torch.tensor(self.world.sum(float(total)) / max(tokens, 1.0))
 
 
 def _chunk_grad(cached: torch.Tensor, chunk: slice, last: bool) -> torch.Tensor:

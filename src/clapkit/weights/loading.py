@@ -164,7 +164,7 @@ def load_state_dict_strict(model: nn.Module, state_dict: dict[str, torch.Tensor]
     A tied parameter (e.g. GPT-2's lm_head = wte) may appear under either of its names; a derived
     (non-persistent) buffer may appear if it equals the model's own.
     """
-    state_dict = _without_derived(model, _fill_tied(model, state_dict), source)
+    state_dict = _without_derived(model, fill_tied(model, state_dict), source)
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
@@ -193,7 +193,20 @@ def _without_derived(model: nn.Module, state_dict: dict[str, torch.Tensor], sour
     return {k: v for k, v in state_dict.items() if k not in derived}
 
 
-def _fill_tied(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def untied(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The state with each tied parameter (GPT-2's lm_head = wte) under its first name only, as
+    safetensors stores it; :func:`fill_tied` restores the other names."""
+    seen, kept = set(), {}
+    for name, tensor in state_dict.items():
+        alias = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+        if tensor.numel() == 0 or alias not in seen:
+            kept[name] = tensor
+        seen.add(alias)
+    return kept
+
+
+def fill_tied(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The state with every name of ``model``'s tied parameters present (from whichever it has)."""
     names_by_tensor: dict[int, list[str]] = {}
     for name, tensor in model.state_dict(keep_vars=True).items():
         names_by_tensor.setdefault(id(tensor), []).append(name)
