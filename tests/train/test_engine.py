@@ -7,7 +7,6 @@ import errno
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from shared_data import require
-from tiny import wait_for_checkpoint, write_corpus, write_model_config
+from tiny import (
+    free_port,
+    split_key_bias,
+    wait_for_checkpoint,
+    write_corpus,
+    write_model_config,
+)
 
 import clapkit
 from clapkit.train import checkpoint
@@ -171,12 +176,6 @@ def test_gradcache_replays_dropout_exactly(corpus, tmp_path):
     assert any(not torch.allclose(without_replay[n], reference[n], atol=1e-4) for n in reference)  # dropout acts
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_two_ddp_ranks_equal_one_process_at_the_same_global_batch(corpus, tmp_path):
     common = args(corpus, tmp_path / "single", "--batchnorm", "frozen")
     assert main(common) == 0
@@ -194,14 +193,6 @@ def test_two_ddp_ranks_equal_one_process_at_the_same_global_batch(corpus, tmp_pa
         # A key bias has exactly zero gradient (softmax ignores a constant shift), so Adam's update
         # there is normalised rounding noise: bounded by the learning rate per step, equal in neither run.
         assert all(abs(d) <= STEPS * 3e-3 for d in (actual[1] - expected[1]).tolist()), name
-
-
-def split_key_bias(name: str, tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(everything but the attention key bias, the key bias)`` of one parameter."""
-    if not name.endswith(("attn.qkv.bias", "attn.c_attn.bias")):
-        return tensor.reshape(-1), tensor.reshape(-1)[:0]
-    query, key, value = tensor.chunk(3)
-    return torch.cat([query, value]), key
 
 
 # ---- faults ----------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ vocabulary comes from the installed all-MiniLM-L6-v2 package."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -14,6 +15,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from tiny import (
+    free_port,
+    split_key_bias,
     tiny_model_config,
     tiny_pretrain_config,
     wait_for_checkpoint,
@@ -24,7 +27,9 @@ import clapkit
 from clapkit.models.clapcap import question_sequences
 from clapkit.models.config import parse_config
 from clapkit.models.factory import create_model
-from clapkit.train.engine import init_audio_tower
+from clapkit.train.config import resolve
+from clapkit.train.distributed import init_world
+from clapkit.train.engine import Trainer, init_audio_tower
 from clapkit.train.main import main
 from clapkit.train.metrics import read_metrics
 
@@ -99,6 +104,44 @@ def test_a_seeded_run_is_bitwise_identical_and_resumes_exactly(run, corpus, tmp_
     process.wait()
     assert main(["--resume", str(stopped)]) == 0
     assert (stopped / "model.safetensors").read_bytes() == (run / "model.safetensors").read_bytes()
+
+
+def test_micro_batches_accumulate_the_whole_batchs_gradient(corpus, tmp_path):
+    config = resolve({"stage": "audio-pretrain", "model": corpus["model"], "train": [corpus["train"]], "steps": 1,
+                      "out": str(tmp_path / "run"), "batch_size": 8, "batchnorm": "frozen"})
+    run = Trainer(config, init_world("cpu"))
+    run._set_train_mode()
+    batch = next(run.data.batches(0))
+    input_ids, targets = question_sequences(run.pipeline.tokenizer, batch.prompts, batch.captions)
+    gradients = []
+    for micro in (None, 3):
+        run.optimizer.zero_grad(set_to_none=True)
+        loss = run.step.backward(batch.waveforms, input_ids, targets, micro)
+        gradients.append((float(loss), {n: p.grad.clone() for n, p in run.model.named_parameters() if p.grad is not None}))
+    (whole_loss, whole), (chunked_loss, chunked) = gradients
+    assert chunked_loss == pytest.approx(whole_loss, rel=1e-6) and whole.keys() == chunked.keys()
+    assert len(whole) == len([p for p in run.model.parameters() if p.requires_grad])
+    for name in whole:
+        torch.testing.assert_close(chunked[name], whole[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_two_ddp_ranks_equal_one_process_at_the_same_global_batch(corpus, tmp_path):
+    """Ranks hold different numbers of answer tokens: the loss is scaled so that DDP's average is
+    still the global token mean."""
+    steps = ["--steps", "4", "--save-every", "4"]
+    assert main([*args(corpus, tmp_path / "single", "--batchnorm", "frozen"), *steps]) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr",
+                           "127.0.0.1", "--master-port", str(free_port()), "-m", "clapkit.train",
+                           *args(corpus, tmp_path / "ddp", "--batchnorm", "frozen"), *steps],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    single, ddp = load_file(tmp_path / "single" / "model.safetensors"), load_file(tmp_path / "ddp" / "model.safetensors")
+    assert single.keys() == ddp.keys()
+    for name in single:
+        expected, actual = split_key_bias(name, single[name]), split_key_bias(name, ddp[name])
+        torch.testing.assert_close(actual[0], expected[0], rtol=0, atol=1e-5, msg=name)
+        assert all(abs(d) <= 4 * 1e-2 for d in (actual[1] - expected[1]).tolist()), name  # see test_engine
 
 
 def test_a_contrastive_run_starts_from_the_pretrained_audio_tower_bit_for_bit(run):

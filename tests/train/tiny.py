@@ -3,12 +3,14 @@ synthetic clips with label captions, for training tests that run in seconds on a
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import torch
 from tiny_clap import RATE, tiny_config
 
 LABELS = ["low hum", "high whistle", "noise burst", "clicks"]
@@ -79,3 +81,17 @@ def wait_for_checkpoint(run: Path, name: str, process: subprocess.Popen, timeout
             return
         time.sleep(0.02)
     raise AssertionError(f"{name} did not appear (exit {process.poll()}): {process.stderr.read() if process.poll() is not None else ''}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def split_key_bias(name: str, tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(everything but the attention key bias, the key bias)`` of one parameter."""
+    if not name.endswith(("attn.qkv.bias", "attn.c_attn.bias")):
+        return tensor.reshape(-1), tensor.reshape(-1)[:0]
+    query, key, value = tensor.chunk(3)
+    return torch.cat([query, value]), key
