@@ -5,7 +5,6 @@ vocabulary comes from the installed all-MiniLM-L6-v2 package."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,10 +14,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from tiny import (
-    free_port,
-    split_key_bias,
+    assert_same_weights,
     tiny_model_config,
     tiny_pretrain_config,
+    train_on_two_ranks,
     wait_for_checkpoint,
     write_corpus,
 )
@@ -130,18 +129,8 @@ def test_two_ddp_ranks_equal_one_process_at_the_same_global_batch(corpus, tmp_pa
     still the global token mean."""
     steps = ["--steps", "4", "--save-every", "4"]
     assert main([*args(corpus, tmp_path / "single", "--batchnorm", "frozen"), *steps]) == 0
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr",
-                           "127.0.0.1", "--master-port", str(free_port()), "-m", "clapkit.train",
-                           *args(corpus, tmp_path / "ddp", "--batchnorm", "frozen"), *steps],
-                          capture_output=True, text=True, timeout=600, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    single, ddp = load_file(tmp_path / "single" / "model.safetensors"), load_file(tmp_path / "ddp" / "model.safetensors")
-    assert single.keys() == ddp.keys()
-    for name in single:
-        expected, actual = split_key_bias(name, single[name]), split_key_bias(name, ddp[name])
-        torch.testing.assert_close(actual[0], expected[0], rtol=0, atol=1e-5, msg=name)
-        assert all(abs(d) <= 4 * 1e-2 for d in (actual[1] - expected[1]).tolist()), name  # see test_engine
+    train_on_two_ranks([*args(corpus, tmp_path / "ddp", "--batchnorm", "frozen"), *steps])
+    assert_same_weights(tmp_path / "single", tmp_path / "ddp", steps=4, lr=1e-2, atol=1e-5)
 
 
 def test_a_contrastive_run_starts_from_the_pretrained_audio_tower_bit_for_bit(run):

@@ -3,8 +3,10 @@ synthetic clips with label captions, for training tests that run in seconds on a
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -83,10 +85,29 @@ def wait_for_checkpoint(run: Path, name: str, process: subprocess.Popen, timeout
     raise AssertionError(f"{name} did not appear (exit {process.poll()}): {process.stderr.read() if process.poll() is not None else ''}")
 
 
-def free_port() -> int:
+def train_on_two_ranks(argv: list[str]) -> None:
+    """``clapkit train`` as two torchrun ranks (gloo, one thread each)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port = sock.getsockname()[1]
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr",
+                           "127.0.0.1", "--master-port", str(port), "-m", "clapkit.train", *argv],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def assert_same_weights(single: Path, ddp: Path, steps: int, lr: float, atol: float) -> None:
+    """Two runs' final weights agree within ``atol``; attention key biases (exactly zero gradient:
+    softmax ignores a constant shift, so Adam's update there is normalised rounding noise) within
+    the learning rate per step."""
+    from safetensors.torch import load_file
+
+    expected_state, actual_state = load_file(single / "model.safetensors"), load_file(ddp / "model.safetensors")
+    assert expected_state.keys() == actual_state.keys()
+    for name in expected_state:
+        expected, actual = split_key_bias(name, expected_state[name]), split_key_bias(name, actual_state[name])
+        torch.testing.assert_close(actual[0], expected[0], rtol=0, atol=atol, msg=name)
+        assert all(abs(d) <= steps * lr for d in (actual[1] - expected[1]).tolist()), name
 
 
 def split_key_bias(name: str, tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
