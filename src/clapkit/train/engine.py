@@ -112,6 +112,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, world: World) -> None:
         self.config, self.world = config, world
         self.run_dir = Path(config.out)
+        self.pretraining = config.stage == "audio-pretrain"
         self.stop_signal: int | None = None
         torch.manual_seed(config.seed)  # the same initial weights on every rank
         self.model, self.model_config = build_model(config)
@@ -125,7 +126,6 @@ class Trainer:
         if config.compile:
             self.wrapped = torch.compile(self.wrapped)
         self.pipeline = ClapPipeline(self.model, self.model_config, config.tokenizer)
-        self.pretraining = config.stage == "audio-pretrain"
         self.mixture = TaskMixture.parse(config.tasks) if self.pretraining else None
         frontend = self.model_config.audio.frontend
         self.data = TrainData(config.train, sample_rate=frontend.sample_rate, clip_samples=self.model_config.clip_samples,
@@ -153,7 +153,7 @@ class Trainer:
         """LiT-style: a locked tower (encoder) keeps its weights; its projection still learns.
         A fusion model's fusion layers are always kept: training clips are window-long, so they
         never reach them (and DDP needs every trained parameter to get a gradient)."""
-        if self.config.stage == "audio-pretrain":
+        if self.pretraining:
             pretrain.freeze_unused(self.model)
         patch_embed = getattr(self.model.audio.encoder, "patch_embed", None)
         for unused in (getattr(patch_embed, "fusion_model", None), getattr(patch_embed, "mel_conv2d", None)):
