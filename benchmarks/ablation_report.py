@@ -4,8 +4,8 @@
 
 For each arm (scratch, label, multitask) and each measure of ``clapkit eval --tasks offline --probe``:
 the mean over seeds with a 95 % interval: Student's t over the seeds when there are two or more, else
-the single run's bootstrap interval (marked ``bootstrap``). Also each pretraining run's last
-validation accuracy per task. Prints the markdown and writes ``results.md``, ``results.json`` and
+the single run's bootstrap interval; the validation split's text->audio R@10 comes from each
+contrastive run's last validation. Also each pretraining run's last validation accuracy per task. Prints the markdown and writes ``results.md``, ``results.json`` and
 ``ablation.png`` into ``--out``.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ ARMS = {"scratch": "scratch (random init)", "label": "single-task pretraining (l
 MEASURES = [  # (task, metric, column)
     ("offline_drums", "accuracy", "drums"), ("offline_gm_family", "accuracy", "GM family"),
     ("offline_gm_instrument", "accuracy", "GM instrument"), ("offline_digits", "accuracy", "digits"),
-    ("offline_t2a", "R@10", "test t2a R@10"), ("offline_a2t", "R@10", "test a2t R@10"),
+    ("offline_t2a", "R@10", "test t2a R@10"), ("offline_a2t", "R@10", "test a2t R@10"), ("val", "t2a R@10", "val t2a R@10"),
     ("offline_drums", "probe accuracy", "drums probe"), ("offline_gm_family", "probe accuracy", "GM family probe"),
     ("offline_digits", "probe accuracy", "digits probe"),
 ]
@@ -37,9 +37,19 @@ def runs(work: Path) -> dict[str, dict[int, dict]]:
         if not match or match[1] not in ARMS:
             continue
         results = json.loads(path.read_text())["results"]
-        found.setdefault(match[1], {})[int(match[2])] = {(r["task"], r["metric"]): r for r in results
-                                                          if r.get("status") == "ok"}
+        arm, seed = match[1], int(match[2])
+        found.setdefault(arm, {})[seed] = {**{(r["task"], r["metric"]): r for r in results if r.get("status") == "ok"},
+                                           **validation(work, arm, seed)}
     return found
+
+
+def validation(work: Path, arm: str, seed: int) -> dict:
+    """The contrastive run's last validation retrieval (the corpus's val split), as an eval result
+    without an interval."""
+    metrics = work / f"{arm}-seed{seed}" / "metrics.jsonl"
+    vals = [json.loads(line) for line in metrics.read_text().splitlines() if '"kind": "val"' in line] \
+        if metrics.is_file() else []
+    return {("val", "t2a R@10"): {"value": vals[-1]["t2a_r10"], "ci_low": None, "ci_high": None}} if vals else {}
 
 
 def summary(per_seed: dict[int, dict], key: tuple[str, str]) -> dict | None:
@@ -49,6 +59,8 @@ def summary(per_seed: dict[int, dict], key: tuple[str, str]) -> dict | None:
     values = [r["value"] for r in rows]
     mean = statistics.fmean(values)
     if len(values) == 1:
+        if rows[0]["ci_low"] is None:
+            return {"mean": mean, "low": mean, "high": mean, "seeds": 1, "kind": "none (one run)"}
         return {"mean": mean, "low": rows[0]["ci_low"], "high": rows[0]["ci_high"], "seeds": 1, "kind": "bootstrap"}
     half = T95.get(len(values) - 1, 1.96) * statistics.stdev(values) / math.sqrt(len(values))
     return {"mean": mean, "low": mean - half, "high": mean + half, "seeds": len(values), "kind": "t over seeds"}
@@ -71,7 +83,8 @@ def markdown(table: dict, pretrained: dict) -> str:
     lines = ["| audio tower start | seeds | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
     for arm, cells in table.items():
         seeds = max((c["seeds"] for c in cells.values() if c), default=0)
-        text = [f"{c['mean']:.3f} ({c['low']:.3f}–{c['high']:.3f})" if c else "–" for c in cells.values()]
+        text = [("–" if not c else f"{c['mean']:.3f}" if c["low"] == c["high"] else
+                 f"{c['mean']:.3f} ({c['low']:.3f}–{c['high']:.3f})") for c in cells.values()]
         lines.append(f"| {ARMS[arm]} | {seeds} | " + " | ".join(text) + " |")
     kinds = {c["kind"] for cells in table.values() for c in cells.values() if c}
     lines.append("")
@@ -102,7 +115,7 @@ def plot(table: dict, out: Path) -> None:
         ax.bar(xs, means, width, yerr=errors, capsize=2, label=ARMS[arm])
     ax.set_xticks([j + width * (len(table) - 1) / 2 for j in range(len(columns))], columns, rotation=20, ha="right")
     ax.set_ylabel("accuracy / recall")
-    ax.set_title("clapkit-small's audio tower started three ways, same contrastive recipe (95 % intervals)")
+    ax.set_title(f"clapkit-small's audio tower, {len(table)} starts, same contrastive recipe (95 % intervals)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
