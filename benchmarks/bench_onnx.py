@@ -13,14 +13,13 @@ stay the same.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 import torch
-from measure import best_of, cpu_isa
+from measure import best_of, cpu_isa, labelled_clips, zero_shot
 
 import clapkit
 from clapkit.weights.convert import export_checkpoint
@@ -40,14 +39,8 @@ def timings(pipelines: dict, clip_samples: int, rounds: int = 3) -> dict[str, fl
 
 
 def agreement(pipelines: dict, manifest: Path, clips: int) -> None:
-    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()][:clips]
-    paths = [str((manifest.parent / r["path"]).resolve()) for r in rows]
-    labels = sorted({r["labels"][0] for r in rows})
-    results = {}
-    for name, pipeline in pipelines.items():
-        audio = pipeline.embed_audio(paths, normalize=False)
-        text = pipeline.embed_text([f"this is the sound of {label}" for label in labels])
-        results[name] = (audio, (torch.nn.functional.normalize(audio, dim=-1) @ text.T).argmax(1))
+    paths, labels = labelled_clips(manifest, clips)
+    results = {name: zero_shot(pipeline, paths, labels) for name, pipeline in pipelines.items()}
     reference, decisions = results["torch fp32"]
     for name, (audio, chosen) in results.items():
         if name == "torch fp32":

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from bench_inference import SHARED, build_model
-from measure import best_of, cpu_isa, measured_sgemm_gflops
+from measure import best_of, cpu_isa, labelled_clips, measured_sgemm_gflops, zero_shot
 from torch.utils.flop_counter import FlopCounterMode
 
 import clapkit
@@ -66,15 +65,9 @@ def speed(models: dict, peak: float) -> dict[str, float]:
 
 
 def agreement(model_path: str, manifest: Path, clips: int) -> None:
-    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()][:clips]
-    paths = [str((manifest.parent / r["path"]).resolve()) for r in rows]
-    labels = sorted({r["labels"][0] for r in rows})
-    results = {}
-    for dtype in ("float32", "bfloat16", "int8"):
-        pipeline = clapkit.load(model_path, dtype=dtype)
-        audio = pipeline.embed_audio(paths)
-        text = pipeline.embed_text([f"this is the sound of {label}" for label in labels])
-        results[dtype] = (audio, (audio @ text.T).argmax(1))
+    paths, labels = labelled_clips(manifest, clips)
+    results = {dtype: zero_shot(clapkit.load(model_path, dtype=dtype), paths, labels)
+               for dtype in ("float32", "bfloat16", "int8")}
     reference, decisions = results["float32"]
     for dtype in ("bfloat16", "int8"):
         audio, chosen = results[dtype]

@@ -1,6 +1,8 @@
-"""Timing helpers shared by the benchmark scripts (run them as ``python benchmarks/NAME.py``)."""
+"""Helpers shared by the benchmark scripts (run them as ``python benchmarks/NAME.py``): timing, the
+CPU's peak and ISA, and zero-shot decisions for agreement checks."""
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -30,3 +32,16 @@ def cpu_isa() -> str:
     """The widest x86 vector ISA this CPU reports (what the speed figures depend on)."""
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     return "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "other"
+
+
+def labelled_clips(manifest: Path, clips: int) -> tuple[list[str], list[str]]:
+    """The first ``clips`` files of a manifest and the sorted set of their first labels."""
+    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()][:clips]
+    return [str((manifest.parent / r["path"]).resolve()) for r in rows], sorted({r["labels"][0] for r in rows})
+
+
+def zero_shot(pipeline, paths: list[str], labels: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(un-normalised audio embeddings, top-1 label index per clip)`` with "this is the sound of {label}"."""
+    audio = pipeline.embed_audio(paths, normalize=False)
+    text = pipeline.embed_text([f"this is the sound of {label}" for label in labels])
+    return audio, (torch.nn.functional.normalize(audio, dim=-1) @ text.T).argmax(1)

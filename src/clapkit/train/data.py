@@ -68,8 +68,7 @@ class Batch:
     captions: list[str]
     indices: list[int]  # global clip indices, in batch order
     failures: list[tuple[int, str, str]] = field(default_factory=list)
-    prompts: list[str] = field(default_factory=list)  # audio pretraining: each clip's question ...
-    tasks: list[str] = field(default_factory=list)  # ... and its task; ``captions`` then hold the answers
+    prompts: list[str] = field(default_factory=list)  # audio pretraining: the questions (captions: the answers)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -289,7 +288,6 @@ def _batches(dataset: ClipDataset, steps: list[list[int]], first_step: int, work
             indices=[i for i, _, _ in good],
             failures=[(i, dataset.clips[i].name, cause) for i, _, _, cause in items if cause is not None],
             prompts=[q.prompt for q in questions],
-            tasks=[q.task for q in questions],
         )
 
 
