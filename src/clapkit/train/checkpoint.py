@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import ClapkitError
-from ..weights.loading import untied
+from ..weights.loading import write_safetensors
 
 
 class CheckpointError(ClapkitError):
@@ -78,9 +78,7 @@ def save(run_dir: Path, step: int, model_state: dict[str, torch.Tensor], state: 
         torch.save(rng_state(), tmp / f"rng-rank{rank}.pt")
         _fsynced(tmp / f"rng-rank{rank}.pt")
         if rank == 0:
-            from safetensors.torch import save_file
-
-            save_file({k: v.contiguous() for k, v in untied(model_state).items()}, str(tmp / "model.safetensors"))
+            write_safetensors(model_state, tmp / "model.safetensors")
             torch.save(state, tmp / "state.pt")
             for name in ("model.safetensors", "state.pt"):
                 _fsynced(tmp / name)

@@ -24,7 +24,7 @@ from ..weights.loading import (
     load_pretrained,
     load_state_dict_strict,
     read_checkpoint,
-    untied,
+    write_safetensors,
 )
 from ..weights.registry import PRETRAINED
 from . import checkpoint, pretrain
@@ -367,10 +367,8 @@ class Trainer:
     def _save_final(self) -> None:
         model_state, _ = self._full_state()
         if self.world.is_main:
-            from safetensors.torch import save_file
-
             tmp = self.run_dir / ".model.safetensors.tmp"
-            save_file({k: v.contiguous() for k, v in untied(model_state).items()}, str(tmp))
+            write_safetensors(model_state, tmp)
             tmp.replace(self.run_dir / "model.safetensors")
             self._say(f"wrote {self.run_dir / 'model.safetensors'}; load it with clapkit.load({str(self.run_dir)!r})")
 

@@ -205,6 +205,13 @@ def untied(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return kept
 
 
+def write_safetensors(state_dict: dict[str, torch.Tensor], path: str | Path) -> None:
+    """``state_dict`` as a safetensors file: contiguous, each tied parameter stored once (:func:`untied`)."""
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in untied(state_dict).items()}, str(path))
+
+
 def fill_tied(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The state with every name of ``model``'s tied parameters present (from whichever it has)."""
     names_by_tensor: dict[int, list[str]] = {}
@@ -347,13 +354,13 @@ def load_pretrained(name: str, *, audio_only_model: bool = False) -> tuple[nn.Mo
 def save_pretrained(model: nn.Module, config: ModelConfig, directory: str | Path, *, slim_text: bool = False) -> Path:
     """Save in clapkit's format: ``model.safetensors`` + ``config.json``; ``slim_text`` leaves out a
     text encoder that equals its declared init (see :func:`slim`)."""
-    from safetensors.torch import save_file, save_model
+    from safetensors.torch import save_model
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     if slim_text:
-        tensors = slim({k: v.detach().contiguous() for k, v in model.state_dict().items()}, config)
-        save_file(tensors, str(directory / "model.safetensors"))
+        write_safetensors(slim({k: v.detach() for k, v in model.state_dict().items()}, config),
+                          directory / "model.safetensors")
     else:
         save_model(model, str(directory / "model.safetensors"))
     (directory / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
