@@ -6,7 +6,7 @@ import pytest
 import torch
 from parity import msclap_raw_state
 
-from clapkit.models.factory import create_model
+from clapkit.models.factory import create_model, get_config
 from clapkit.weights.formats.msclap import (
     convert_msclap_state_dict,
     detect_msclap_variant,
@@ -17,6 +17,7 @@ from clapkit.weights.loading import (
     load_checkpoint,
     read_state_dict,
     save_pretrained,
+    tied_groups,
 )
 from clapkit.weights.registry import PRETRAINED
 
@@ -175,3 +176,60 @@ def test_a_missing_checkpoint_path_is_not_called_an_unknown_model():
         load_pretrained("weights/missing.pth")
     with pytest.raises(WeightsError, match=r"unknown model 'msclap-2099'; known: clapkit-small, msclap-2023"):
         load_pretrained("msclap-2099")
+
+
+def test_a_model_built_empty_holds_no_parameter_memory_but_computes_its_buffers():
+    model = create_model("clapkit-small", empty=True)
+    assert all(p.is_meta for p in model.parameters())
+    assert not any(b.is_meta for b in model.buffers())  # mel filters, position indices
+    assert not torch.nn.Linear(2, 2).weight.is_meta  # the factory's patch is gone afterwards
+
+
+def test_loaded_weights_sit_in_place_and_compute_exactly_what_copied_ones_do(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "weights.pth"
+    torch.save({"model": msclap_raw_state("2023")}, path)
+    model, config = load_checkpoint(path, audio_only_model=True)
+    copied = create_model(config)  # allocated as usual, then filled by copying
+    copied.load_state_dict(model.state_dict())
+    assert not any(p.is_meta for p in model.parameters())
+    assert all(p.data_ptr() % 64 == 0 for p in model.parameters())
+    wave = torch.randn(2, config.clip_samples)
+    with torch.inference_mode():
+        assert torch.equal(model.eval().encode_audio(wave), copied.eval().encode_audio(wave))
+
+
+def test_tied_weights_stay_one_parameter_after_loading(tmp_path):
+    save_pretrained(create_model("clapkit-small-pretrain"), get_config("clapkit-small-pretrain"), tmp_path / "run")
+    model, _ = load_checkpoint(tmp_path / "run")
+    groups = tied_groups(model)
+    assert groups, "the decoder's output layer shares the token embedding"
+    for first, *others in groups:
+        assert all(model.get_parameter(name) is model.get_parameter(first) for name in others)
+
+
+AUDIO_ONLY_LOAD = """
+import re, sys
+from pathlib import Path
+def peak_mb():
+    return int(re.search(r"VmHWM:\\s+(\\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
+import clapkit.pipeline  # torch, numpy and the audio libraries: their memory is not the load's
+before = peak_mb()
+model = clapkit.load(sys.argv[1], audio_only=True).model
+print(peak_mb() - before, sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20)
+"""
+
+
+@pytest.mark.slow
+def test_an_audio_only_load_costs_about_the_audio_weights_once(tmp_path):
+    """Built on the meta device and filled from the memory-mapped file: neither a random init nor
+    the text tower's tensors (three quarters of msclap-2023's file) are ever in memory."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "weights.pth"
+    torch.save({"model": msclap_raw_state("2023")}, path)
+    done = subprocess.run([sys.executable, "-c", AUDIO_ONLY_LOAD, str(path)], capture_output=True, text=True, check=True)
+    grown_mb, audio_mb = map(float, done.stdout.split())
+    assert audio_mb > 100
+    assert grown_mb < 1.25 * audio_mb + 32, (grown_mb, audio_mb)

@@ -1,8 +1,10 @@
 """The one factory that builds every model variant from its config (``configs/*.json``)."""
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
+from collections.abc import Iterator
 from pathlib import Path
 
 from torch import nn
@@ -44,10 +46,34 @@ def build_frontend(frontend: FrontendConfig) -> LogMel:
                   fmin=frontend.fmin, fmax=frontend.fmax, mel_scale=frontend.mel_scale, mel_norm=frontend.mel_norm)
 
 
-def create_model(config: ModelConfig | str | Path) -> nn.Module:
-    """Build a freshly initialised model (CLAP, or ClapCap when the config has ``caption``)."""
+@contextlib.contextmanager
+def parameters_on_meta() -> Iterator[None]:
+    """Modules built inside hold their parameters on the meta device: no memory, no random init, to
+    be replaced by ``load_state_dict(assign=True)``. Buffers (mel filters, position indices) are
+    computed as usual. Each parameter exists on the CPU only while its module is being built."""
+    register = nn.Module.register_parameter
+
+    def register_on_meta(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        if param is not None and not param.is_meta:  # a meta one is already placed (or tied)
+            param = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+        register(module, name, param)
+
+    nn.Module.register_parameter = register_on_meta
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = register
+
+
+def create_model(config: ModelConfig | str | Path, *, empty: bool = False) -> nn.Module:
+    """Build a freshly initialised model (CLAP, or ClapCap when the config has ``caption``).
+    ``empty`` leaves its parameters on the meta device (see :func:`parameters_on_meta`), for a
+    loader that assigns a checkpoint's tensors in place."""
     if not isinstance(config, ModelConfig):
         config = get_config(config)
+    if empty:
+        with parameters_on_meta():
+            return create_model(config)
     frontend = build_frontend(config.audio.frontend)
     encoder_args = dict(config.audio.args, enable_fusion=True) if config.audio.fusion else config.audio.args
     fusion_frames = frontend.num_frames(config.clip_samples) if config.audio.fusion else None

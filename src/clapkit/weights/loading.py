@@ -158,11 +158,14 @@ def _unreadable_reason(error: Exception) -> str:
     return f"not a readable checkpoint ({one_line(text, 200) or type(error).__name__})"
 
 
-def load_state_dict_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
+def load_state_dict_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str, *,
+                           assign: bool = False) -> None:
     """Load with every parameter and persistent buffer accounted for; name each key that is not.
 
     A tied parameter (e.g. GPT-2's lm_head = wte) may appear under either of its names; a derived
-    (non-persistent) buffer may appear if it equals the model's own.
+    (non-persistent) buffer may appear if it equals the model's own. ``assign`` puts the checkpoint's
+    tensors in place instead of copying them (in the model's dtypes, ties kept): the way to fill a
+    model built with ``create_model(..., empty=True)``, whose memory-mapped weights then cost no copy.
     """
     state_dict = _without_derived(model, fill_tied(model, state_dict), source)
     expected = model.state_dict()
@@ -177,7 +180,31 @@ def load_state_dict_strict(model: nn.Module, state_dict: dict[str, torch.Tensor]
     non_finite = [k for k, v in state_dict.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if non_finite:
         raise WeightsError(f"{source}: NaN or infinite weights in {len(non_finite)} tensor(s): {name_list(non_finite)}")
-    model.load_state_dict(state_dict, strict=True)
+    if not assign:
+        model.load_state_dict(state_dict, strict=True)
+        return
+    ties = tied_groups(model)
+    model.load_state_dict({k: _in_place(v, expected[k].dtype) for k, v in state_dict.items()}, strict=True, assign=True)
+    for first, *others in ties:
+        for name in others:
+            owner, _, attribute = name.rpartition(".")
+            setattr(model.get_submodule(owner), attribute, model.get_parameter(first))
+
+
+def _in_place(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``tensor`` as a parameter is held: in ``dtype``, contiguous and 64-byte aligned as the allocator
+    would place it. A slice of a fused tensor or a packed file is copied, as BLAS kernels may sum
+    in another order at another alignment, and the same weights must give the same outputs."""
+    tensor = tensor.to(dtype).contiguous()
+    return tensor.clone() if tensor.data_ptr() % 64 else tensor
+
+
+def tied_groups(model: nn.Module) -> list[list[str]]:
+    """The names of each parameter or buffer ``model`` holds under more than one name."""
+    names_by_tensor: dict[int, list[str]] = {}
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        names_by_tensor.setdefault(id(tensor), []).append(name)
+    return [names for names in names_by_tensor.values() if len(names) > 1]
 
 
 def _without_derived(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
@@ -214,11 +241,8 @@ def write_safetensors(state_dict: dict[str, torch.Tensor], path: str | Path) -> 
 
 def fill_tied(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The state with every name of ``model``'s tied parameters present (from whichever it has)."""
-    names_by_tensor: dict[int, list[str]] = {}
-    for name, tensor in model.state_dict(keep_vars=True).items():
-        names_by_tensor.setdefault(id(tensor), []).append(name)
     filled = dict(state_dict)
-    for names in names_by_tensor.values():
+    for names in tied_groups(model):
         present = [n for n in names if n in filled]
         for name in names:
             if present and name not in filled:
@@ -334,8 +358,8 @@ def load_checkpoint(path: str | Path, variant: str | None = None, *,
     state_dict, config, weights = read_checkpoint(path, variant, text_tower=not audio_only_model)
     if audio_only_model:
         state_dict, config = audio_only(state_dict, config)
-    model = create_model(config)
-    load_state_dict_strict(model, state_dict, str(weights))
+    model = create_model(config, empty=True)
+    load_state_dict_strict(model, state_dict, str(weights), assign=True)
     return model.eval(), config
 
 
