@@ -27,7 +27,6 @@ from measure import best_of, cpu_isa, labelled_clips, measured_sgemm_gflops, zer
 from torch.utils.flop_counter import FlopCounterMode
 
 import clapkit
-from clapkit.audio.features import LogMel
 from clapkit.pipeline import _quantized, cpu_has_native_bf16
 
 # VmHWM, not ru_maxrss: the latter keeps the parent's peak across fork + exec.
@@ -39,24 +38,22 @@ print(int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group
 """
 
 
-def variants(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
+def variants(model: torch.nn.Module) -> dict[str, tuple[torch.nn.Module, torch.dtype | None]]:
+    """Each precision as the pipeline runs it: (model, autocast dtype or None)."""
     import copy
 
-    bf16 = copy.deepcopy(model).to(torch.bfloat16)
-    for module in bf16.modules():
-        if isinstance(module, LogMel):
-            module.float()
-    return {"fp32": model, "bf16": bf16, "int8": _quantized(copy.deepcopy(model))}
+    return {"fp32": (model, None), "bf16": (model, torch.bfloat16), "int8": (_quantized(copy.deepcopy(model)), None)}
 
 
 def speed(models: dict, peak: float) -> dict[str, float]:
     batch = torch.randn(8, 44100 * 7) * 0.1
+    fp32 = models["fp32"][0]
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        models["fp32"].audio.encoder(models["fp32"].audio.frontend(batch))
+        fp32.audio.encoder(fp32.audio.frontend(batch))
     flops = counter.get_total_flops()
     out = {}
-    for name, model in models.items():
-        with torch.inference_mode():
+    for name, (model, autocast) in models.items():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=bool(autocast)):
             seconds = best_of(lambda: model.encode_audio(batch), 3, warmup=True)
         out[name] = seconds / 8 * 1000
         print(f"{name}: {out[name]:7.1f} ms/clip  ({flops / seconds / 1e9:6.1f} GFLOP/s = "

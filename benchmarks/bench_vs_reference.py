@@ -11,6 +11,11 @@ the reference's audio embeddings are first checked against the parity goldens, a
 were made. Files: stereo 7 s WAVs at 44.1 and 48 kHz. Rounds alternate between the pipelines, each
 in a fresh process; medians are compared. Also printed: model-only time, peak memory (VmHWM) and
 GFLOP/s against the fp32 SGEMM peak measured in the same run.
+
+``--isa avx2`` runs every worker, the peak measurement included, with oneDNN, MKL and PyTorch's own
+kernels limited to AVX2 (``ONEDNN_MAX_CPU_ISA``, ``MKL_ENABLE_INSTRUCTIONS``, ``ATEN_CPU_CAPABILITY``):
+the AVX2 code paths on an AVX-512 machine. It is not an AVX2 CPU (caches, clocks and memory stay
+this machine's), so it shows the ratios of the kernels an AVX2 CPU would run, not its times.
 """
 from __future__ import annotations
 
@@ -28,6 +33,8 @@ HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared"
 REFERENCE = ["msclap==1.3.4", "torchlibrosa==0.1.0", "torchaudio==2.11.0"]  # installed without dependencies
 REFERENCE_DEPS = ["transformers==4.57.6", "librosa"]
+ISA_LIMITS = {"native": {},
+              "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}}
 
 
 def vm_hwm_mb() -> float:
@@ -94,8 +101,11 @@ def clapkit_worker(work: Path, files: list[str], batch: int, dtype: str) -> dict
     start = time.perf_counter()
     pipeline._encode_windows(windows)
     model_s = time.perf_counter() - start
-    return {"files_ms": files_s / len(files) * 1000, "model_ms": model_s / len(windows) * 1000,
-            "peak_mb": vm_hwm_mb(), "shape": list(out.shape)}
+    result = {"files_ms": files_s / len(files) * 1000, "model_ms": model_s / len(windows) * 1000,
+              "peak_mb": vm_hwm_mb(), "shape": list(out.shape)}
+    if dtype == "bf16":  # it runs float32 where the CPU has no native bf16
+        result["ran_in"] = str(next(pipeline.model.audio.parameters()).dtype).removeprefix("torch.")
+    return result
 
 
 # ---- set-up -------------------------------------------------------------------------------------
@@ -134,9 +144,19 @@ def prepare(work: Path, count: int) -> list[str]:
     return files
 
 
-def run_worker(python: str, args: list[str]) -> dict:
+def peak_worker() -> dict:
+    import torch
+    from measure import measured_sgemm_gflops
+
+    from clapkit.pipeline import cpu_has_native_bf16
+
+    return {"sgemm_gflops": measured_sgemm_gflops(), "native_bf16": cpu_has_native_bf16(),
+            "kernels": torch.backends.cpu.get_cpu_capability()}
+
+
+def run_worker(python: str, args: list[str], isa: str) -> dict:
     done = subprocess.run([python, __file__, "--worker", *args], capture_output=True, text=True,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **ISA_LIMITS[isa]})
     if done.returncode:
         raise SystemExit(f"worker {args[0]} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -148,8 +168,13 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--env", type=Path, default=Path.home() / ".cache" / "clapkit" / "bench-msclap-env")
+    parser.add_argument("--isa", choices=ISA_LIMITS, default="native",
+                        help="avx2: limit every worker's kernels to AVX2 (see above)")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker == ["peak"]:
+        print(json.dumps(peak_worker()))
+        return 0
     if args.worker:
         kind, work, batch, *rest = args.worker
         files = json.loads(Path(work, "files.json").read_text())
@@ -158,21 +183,21 @@ def main() -> int:
         print(json.dumps(result))
         return 0
     import torch
-    from measure import cpu_isa, measured_sgemm_gflops
-
-    from clapkit.pipeline import cpu_has_native_bf16
+    from measure import cpu_isa
 
     python = str(reference_env(args.env))
-    peak = measured_sgemm_gflops()
+    limits = run_worker(sys.executable, ["peak"], args.isa)
+    peak = limits["sgemm_gflops"]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         files = prepare(work, args.files)
         (work / "files.json").write_text(json.dumps(files))
         runs = {name: [] for name in ("msclap", "clapkit fp32", "clapkit bf16", "clapkit int8")}
         for _ in range(args.rounds):
-            runs["msclap"].append(run_worker(python, ["msclap", tmp, str(args.batch)]))
+            runs["msclap"].append(run_worker(python, ["msclap", tmp, str(args.batch)], args.isa))
             for dtype in ("fp32", "bf16", "int8"):
-                runs[f"clapkit {dtype}"].append(run_worker(sys.executable, ["clapkit", tmp, str(args.batch), dtype]))
+                runs[f"clapkit {dtype}"].append(
+                    run_worker(sys.executable, ["clapkit", tmp, str(args.batch), dtype], args.isa))
     from torch.utils.flop_counter import FlopCounterMode
 
     import clapkit
@@ -186,8 +211,9 @@ def main() -> int:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), "unknown CPU")
     isa = cpu_isa()
-    print(f"CPU: {cpu} ({isa}; native bf16: {cpu_has_native_bf16()}), {torch.get_num_threads()} threads; "
-          f"fp32 SGEMM measured now: {peak:.1f} GFLOP/s")
+    limited = f", kernels limited to {limits['kernels']} ({' '.join(f'{k}={v}' for k, v in ISA_LIMITS[args.isa].items())})"
+    print(f"CPU: {cpu} ({isa}{limited if args.isa != 'native' else ''}; native bf16: {limits['native_bf16']}), "
+          f"{torch.get_num_threads()} threads; fp32 SGEMM measured now: {peak:.1f} GFLOP/s")
     print(f"{args.files} stereo 7 s WAVs (44.1 and 48 kHz), batch {args.batch}, {args.rounds} interleaved rounds, "
           f"medians; reference parity error vs the goldens: {runs['msclap'][0]['parity_error']:.2e}")
     reference = statistics.median(r["files_ms"] for r in runs["msclap"])
@@ -197,7 +223,8 @@ def main() -> int:
         memory = statistics.median(r["peak_mb"] for r in results)
         print(f"{name:14s} files->embeddings {files_ms:7.1f} ms/clip ({reference / files_ms:4.2f}x msclap)   "
               f"model-only {model_ms:7.1f} ms/clip ({flops / (model_ms / 1000) / 1e9:6.1f} GFLOP/s = "
-              f"{flops / (model_ms / 1000) / 1e9 / peak:5.1%} of the SGEMM peak)   peak memory {memory:6.0f} MB")
+              f"{flops / (model_ms / 1000) / 1e9 / peak:5.1%} of the SGEMM peak)   peak memory {memory:6.0f} MB"
+              + (f"   (ran in {results[0]['ran_in']})" if "ran_in" in results[0] else ""))
     return 0
 
 

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from . import options
-from .audio import AudioError, LogMel, describe, iter_windows
+from .audio import AudioError, describe, iter_windows
 from .errors import UsageError
 from .models.config import ModelConfig, TextInit, list_configs
 from .models.htsat import rows_per_pass
@@ -34,6 +34,11 @@ from .text.tokenizer import TextTokenizer, load_tokenizer
 from .weights.loading import load_checkpoint, load_pretrained
 from .weights.onnx import is_onnx_folder, load_onnx
 from .weights.registry import DEFAULT_MODEL, PRETRAINED
+
+# Windows per model call on a CPU, whatever the batch size. Measured with msclap-2023 on 2 cores
+# (7 s clips, batch 16): calls of 4 windows instead of 16 are as fast in fp32 and ~20 % faster in
+# bf16 and int8 (intermediates stay in cache), and the job's peak memory falls by ~200 MB.
+CPU_WINDOWS_PER_CALL = 4
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
           "float16": torch.float16, "fp16": torch.float16}
@@ -112,12 +117,15 @@ class ClapPipeline:
     ``"fusion"``: the whole clip and three crops at its start, middle and end, fused by the model.
     Deterministic and independent of batch composition.
     ``rows_per_pass`` is a CPU speed knob for HTSAT (tokens per pass through a Swin block).
+    ``autocast`` (bf16 or fp16) runs every call under ``torch.autocast``: matrix products in that
+    dtype, while the weights, LayerNorm, softmax and the residual stream stay float32.
     """
 
     def __init__(self, model: torch.nn.Module, config: ModelConfig, tokenizer: str | None = None, *,
                  msclap_compat: bool = False, hop_seconds: float | None = None, policy: str | None = None,
-                 rows_per_pass: int | None = 4096) -> None:
+                 rows_per_pass: int | None = 4096, autocast: torch.dtype | None = None) -> None:
         self.model = model
+        self.autocast = autocast
         self.config = config
         self.name = config.name
         self.sample_rate: int = config.audio.frontend.sample_rate
@@ -150,6 +158,11 @@ class ClapPipeline:
         return next(self.model.parameters()).device
 
     @property
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype of the matrix products: the autocast dtype, else the weights'."""
+        return self.autocast or next(self.model.parameters()).dtype
+
+    @property
     def tokenizer(self) -> TextTokenizer:
         """Texts -> dict of ``input_ids``, ``attention_mask`` (...) tensors, ready for ``model(**)``."""
         if self._tokenizer is None:
@@ -163,7 +176,8 @@ class ClapPipeline:
         modes = [(module, module.training) for module in self.model.modules()]
         self.model.eval()
         try:
-            with torch.inference_mode(), rows_per_pass(self.rows_per_pass):
+            with (torch.inference_mode(), rows_per_pass(self.rows_per_pass),
+                  torch.autocast(self.device.type, dtype=self.autocast or torch.bfloat16, enabled=self.autocast is not None)):
                 yield
         finally:
             for module, training in modes:
@@ -190,11 +204,14 @@ class ClapPipeline:
         by_length: dict[int, list[int]] = {}
         for i, window in enumerate(windows):
             by_length.setdefault(len(window), []).append(i)
-        for indices in by_length.values():
-            batch = torch.from_numpy(np.stack([windows[i] for i in indices])).to(self.device)
-            with self._inference():
-                for i, row in zip(indices, self.model.encode_audio(batch).float().cpu()):
-                    out[i] = row
+        per_call = CPU_WINDOWS_PER_CALL if self.device.type == "cpu" else len(windows)
+        for same_length in by_length.values():
+            for start in range(0, len(same_length), per_call):
+                indices = same_length[start:start + per_call]
+                batch = torch.from_numpy(np.stack([windows[i] for i in indices])).to(self.device)
+                with self._inference():
+                    for i, row in zip(indices, self.model.encode_audio(batch).float().cpu()):
+                        out[i] = row
         return torch.stack(out)
 
     def iter_audio_embeddings(self, audio: Iterable, *, sample_rate: int | None = None, batch_size: int = 32,
@@ -438,10 +455,11 @@ def load(name_or_path: str | Path = DEFAULT_MODEL, *, variant: str | None = None
     """Load a CLAP model by registry name (``clapkit.PRETRAINED``) or from a checkpoint path; with
     no name, ``clapkit-small``, which ships inside the package and loads offline.
 
-    This is where a model is built, moved to ``device`` and cast to ``dtype`` (the log-mel front
-    end stays float32). ``dtype="bfloat16"`` on a CPU without native bf16 warns and runs float32
-    (emulated bf16 is slower); ``dtype="int8"`` (CPU) quantises the audio side's Linear layers
-    dynamically.
+    This is where a model is built and moved to ``device``. ``dtype="bfloat16"`` (or float16) keeps
+    the weights float32 and runs under autocast (see :class:`ClapPipeline`): as fast as a model cast
+    to bf16, and far closer to float32, since the residual stream and the norms keep their precision.
+    On a CPU without native bf16 it warns and runs float32 (emulated bf16 is slower);
+    ``dtype="int8"`` (CPU) quantises the audio side's Linear layers dynamically.
     A folder written by ``clapkit export --onnx`` runs with onnxruntime (``dtype="int8"``: its int8
     audio graph).
     ``variant`` names the architecture of a path whose keys do not say it; ``tokenizer`` is a hub
@@ -470,10 +488,8 @@ def load(name_or_path: str | Path = DEFAULT_MODEL, *, variant: str | None = None
         return ClapPipeline(model, config, tokenizer, **pipeline_options)
     else:
         model, config = load_checkpoint(name_or_path, variant, audio_only_model=audio_only)
-    model = model.to(device, dtype).eval()
-    for module in model.modules():
-        if isinstance(module, LogMel):
-            module.float()
+    model = model.to(device).eval()
     if quantize:
         model = _quantized(model)
-    return ClapPipeline(model, config, tokenizer, **pipeline_options)
+    mixed = None if dtype is torch.float32 else dtype
+    return ClapPipeline(model, config, tokenizer, autocast=mixed, **pipeline_options)

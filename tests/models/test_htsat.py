@@ -182,3 +182,26 @@ def test_bad_input_shape_is_a_clear_error(htsat_2023, shape, cause):
 def test_inconsistent_config_is_rejected():
     with pytest.raises(ValueError, match="spec_size"):
         build_htsat(mel_bins=128)
+
+
+def test_the_attention_bias_is_computed_once_at_inference_and_again_when_the_weights_change():
+    from clapkit.models.htsat import WindowAttention, shifted_window_mask
+
+    torch.manual_seed(0)
+    attention = WindowAttention(dim=16, window=4, num_heads=2).eval()
+    mask = shifted_window_mask(8, 8, 4, 2)
+    x = torch.randn(2, 64, 16)
+    with torch.no_grad():
+        first = attention(x, mask)
+        cached = attention.inference_bias(mask, x.dtype)
+        assert attention.inference_bias(mask, x.dtype) is cached  # the same tensor for every clip
+        assert torch.equal(cached, attention.attention_bias(mask))
+        attention.relative_position_bias_table.add_(1.0)  # e.g. an optimizer step or a weight load
+        assert torch.equal(attention.inference_bias(mask, x.dtype), attention.attention_bias(mask))
+        assert not torch.equal(attention(x, mask), first)
+    with torch.inference_mode():
+        assert torch.equal(attention(x, mask), attention(x, mask))
+    attention.train()
+    x.requires_grad_(True)
+    attention(x, mask).sum().backward()  # with gradients the bias is recomputed and the table learns
+    assert attention.relative_position_bias_table.grad.abs().sum() > 0

@@ -22,7 +22,7 @@ def audio_key(pipeline) -> str:
     digest = hashlib.sha256()
     settings = {"audio": pipeline.config.to_dict()["audio"],
                 "policy": pipeline.policy, "hop": pipeline.hop_samples, "msclap_compat": pipeline.msclap_compat,
-                "dtype": str(next(pipeline.model.parameters()).dtype)}
+                "dtype": str(pipeline.compute_dtype)}
     digest.update(json.dumps(settings, sort_keys=True).encode())
     for name, tensor in sorted(pipeline.model.state_dict().items()):
         if name.startswith(("audio.", "audio_projection.", "clap.audio.", "clap.audio_projection.")):

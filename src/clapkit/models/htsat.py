@@ -129,6 +129,11 @@ def shifted_window_mask(height: int, width: int, window: int, shift: int) -> tor
     return torch.zeros(differ.shape).masked_fill(differ, -100.0)
 
 
+def _version(tensor: torch.Tensor) -> int:
+    """The count of in-place changes (an inference tensor keeps none; it changes only in inference mode)."""
+    return -1 if tensor.is_inference() else tensor._version
+
+
 class WindowAttention(nn.Module):
     """Multi-head self-attention within windows of ``window²`` consecutive tokens, with Swin's
     relative position bias and an optional additive per-window mask."""
@@ -144,6 +149,17 @@ class WindowAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        self._inference_bias: tuple[tuple, torch.Tensor] | None = None
+
+    def inference_bias(self, mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
+        """:meth:`attention_bias` in ``dtype``, computed once while the table, the mask and the dtype
+        stay the same: without gradients it is the same tensor for every clip (a Swin block runs once
+        per clip, see :func:`rows_per_pass`)."""
+        table = self.relative_position_bias_table
+        key = (table.data_ptr(), _version(table), dtype, None if mask is None else (mask.data_ptr(), _version(mask)))
+        if self._inference_bias is None or self._inference_bias[0] != key:
+            self._inference_bias = key, self.attention_bias(mask).to(dtype)
+        return self._inference_bias[1]
 
     def attention_bias(self, mask: torch.Tensor | None) -> torch.Tensor:
         """(1, num_heads, N, N) position bias, or (num_windows, num_heads, N, N) with the mask added."""
@@ -160,7 +176,10 @@ class WindowAttention(nn.Module):
         # q, k, v: (B · windows, heads, N, head_dim) views into the projection
         q, k, v = self.qkv(x).view(windows, n, 3, heads, dim // heads).permute(2, 0, 3, 1, 4)
         # 4-D so that SDPA stays on its fused CPU kernel (a 3-D mask falls back to the math path).
-        bias = self.attention_bias(mask).to(x.dtype)
+        if torch.is_grad_enabled():
+            bias = self.attention_bias(mask).to(x.dtype)
+        else:
+            bias = self.inference_bias(mask, x.dtype)
         if mask is not None:
             # The per-window mask repeats for every clip; SDPA needs it spelled out per (clip, window).
             bias = bias.expand(batch, *bias.shape).reshape(windows, heads, n, n)
