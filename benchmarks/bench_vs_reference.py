@@ -33,6 +33,8 @@ HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared"
 REFERENCE = ["msclap==1.3.4", "torchlibrosa==0.1.0", "torchaudio==2.11.0"]  # installed without dependencies
 REFERENCE_DEPS = ["transformers==4.57.6", "librosa"]
+PROMPTS = [f"this is the sound of a {w} in the distance" for w in
+           ("dog", "car", "bird", "rain", "bell", "drum", "door", "train")] * 32  # 256 prompts
 ISA_LIMITS = {"native": {},
               "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}}
 
@@ -85,8 +87,22 @@ def msclap_worker(work: Path, files: list[str], batch: int) -> dict:
     start = time.perf_counter()
     wrapper._get_audio_embeddings(audio)
     model_s = time.perf_counter() - start
+    wrapper.get_text_embeddings(PROMPTS[:8])  # warm-up
+    start = time.perf_counter()
+    wrapper.get_text_embeddings(PROMPTS)
+    text_s = time.perf_counter() - start
     return {"files_ms": files_s / len(files) * 1000, "model_ms": model_s / len(audio) * 1000, "parity_error": error,
-            "peak_mb": vm_hwm_mb(), "shape": list(out.shape)}
+            "peak_mb": vm_hwm_mb(), "shape": list(out.shape), "text_ms": text_s / len(PROMPTS) * 1000}
+
+
+def clapkit_text_worker(work: Path) -> dict:
+    import clapkit
+
+    pipeline = clapkit.load(work / "msclap-2023.pth", tokenizer=str(work / "gpt2"))
+    pipeline.embed_text(PROMPTS[:8])  # warm-up and tokenizer load
+    start = time.perf_counter()
+    pipeline.embed_text(PROMPTS, batch_size=len(PROMPTS))
+    return {"text_ms": (time.perf_counter() - start) / len(PROMPTS) * 1000}
 
 
 def clapkit_worker(work: Path, files: list[str], batch: int, dtype: str) -> dict:
@@ -104,7 +120,7 @@ def clapkit_worker(work: Path, files: list[str], batch: int, dtype: str) -> dict
     result = {"files_ms": files_s / len(files) * 1000, "model_ms": model_s / len(windows) * 1000,
               "peak_mb": vm_hwm_mb(), "shape": list(out.shape)}
     if dtype == "bf16":  # it runs float32 where the CPU has no native bf16
-        result["ran_in"] = str(next(pipeline.model.audio.parameters()).dtype).removeprefix("torch.")
+        result["ran_in"] = str(pipeline.compute_dtype).removeprefix("torch.")
     return result
 
 
@@ -179,6 +195,7 @@ def main() -> int:
         kind, work, batch, *rest = args.worker
         files = json.loads(Path(work, "files.json").read_text())
         result = (msclap_worker(Path(work), files, int(batch)) if kind == "msclap"
+                  else clapkit_text_worker(Path(work)) if kind == "clapkit-text"
                   else clapkit_worker(Path(work), files, int(batch), rest[0]))
         print(json.dumps(result))
         return 0
@@ -193,11 +210,13 @@ def main() -> int:
         files = prepare(work, args.files)
         (work / "files.json").write_text(json.dumps(files))
         runs = {name: [] for name in ("msclap", "clapkit fp32", "clapkit bf16", "clapkit int8")}
+        text = []
         for _ in range(args.rounds):
             runs["msclap"].append(run_worker(python, ["msclap", tmp, str(args.batch)], args.isa))
             for dtype in ("fp32", "bf16", "int8"):
                 runs[f"clapkit {dtype}"].append(
                     run_worker(sys.executable, ["clapkit", tmp, str(args.batch), dtype], args.isa))
+            text.append(run_worker(sys.executable, ["clapkit-text", tmp, str(args.batch)], args.isa))
     from torch.utils.flop_counter import FlopCounterMode
 
     import clapkit
@@ -225,6 +244,10 @@ def main() -> int:
               f"model-only {model_ms:7.1f} ms/clip ({flops / (model_ms / 1000) / 1e9:6.1f} GFLOP/s = "
               f"{flops / (model_ms / 1000) / 1e9 / peak:5.1%} of the SGEMM peak)   peak memory {memory:6.0f} MB"
               + (f"   (ran in {results[0]['ran_in']})" if "ran_in" in results[0] else ""))
+    msclap_text = statistics.median(r["text_ms"] for r in runs["msclap"])
+    clapkit_text = statistics.median(r["text_ms"] for r in text)
+    print(f"text, {len(PROMPTS)} prompts in one batch, fp32: msclap {msclap_text:.2f} ms/prompt, clapkit "
+          f"{clapkit_text:.2f} ms/prompt ({msclap_text / clapkit_text:.1f}x msclap)")
     return 0
 
 
