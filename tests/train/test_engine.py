@@ -7,7 +7,6 @@ import errno
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from shared_data import require
 from tiny import (
     assert_same_weights,
     train_on_two_ranks,
+    training_process,
     wait_for_checkpoint,
     write_corpus,
     write_model_config,
@@ -85,8 +85,7 @@ def test_seeded_runs_are_bitwise_identical(reference_run, corpus, tmp_path):
 
 
 def train_process(corpus: dict, run: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "clapkit.train", *args(corpus, run, *extra)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return training_process(args(corpus, run, *extra))
 
 
 def sigkill_and_resume(corpus: dict, run: Path, kill_after: list[str]) -> None:

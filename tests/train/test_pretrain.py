@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from tiny import (
     tiny_model_config,
     tiny_pretrain_config,
     train_on_two_ranks,
+    training_process,
     wait_for_checkpoint,
     write_corpus,
 )
@@ -95,9 +94,7 @@ def test_a_seeded_run_is_bitwise_identical_and_resumes_exactly(run, corpus, tmp_
     assert main(args(corpus, again, "--val", corpus["val"], "--val-every", "20")) == 0
     assert (again / "model.safetensors").read_bytes() == (run / "model.safetensors").read_bytes()
     stopped = tmp_path / "stopped"
-    command = [sys.executable, "-m", "clapkit.train", *args(corpus, stopped, "--val", corpus["val"], "--val-every",
-                                                            "12")]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = training_process(args(corpus, stopped, "--val", corpus["val"], "--val-every", "12"))
     wait_for_checkpoint(stopped, "step-8", process)
     process.send_signal(signal.SIGKILL)
     process.wait()

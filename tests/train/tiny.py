@@ -116,3 +116,11 @@ def split_key_bias(name: str, tensor: torch.Tensor) -> tuple[torch.Tensor, torch
         return tensor.reshape(-1), tensor.reshape(-1)[:0]
     query, key, value = tensor.chunk(3)
     return torch.cat([query, value]), key
+
+
+def training_process(arguments: list[str]) -> subprocess.Popen:
+    """``python -m clapkit.train ARGUMENTS`` with this process's thread count: CPU reductions, and so
+    the bits of the weights, depend on it, and the runs it is compared with train in this process."""
+    return subprocess.Popen([sys.executable, "-m", "clapkit.train", *arguments], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())})
