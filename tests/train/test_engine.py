@@ -121,6 +121,20 @@ def test_sigterm_saves_and_exits_cleanly(corpus, tmp_path):
     assert checkpoint.latest(run) is not None
 
 
+def test_resuming_with_another_cpu_thread_count_warns_that_the_bits_will_differ(corpus, tmp_path, capsys):
+    saved = trainer(corpus, tmp_path / "run").save()
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads + 1)
+        trainer(corpus, tmp_path / "other").resume(saved)
+    finally:
+        torch.set_num_threads(threads)
+    warning = capsys.readouterr().err
+    assert f"saved by a run with {threads} CPU threads" in warning and f"OMP_NUM_THREADS={threads}" in warning
+    trainer(corpus, tmp_path / "same").resume(saved)
+    assert "CPU threads" not in capsys.readouterr().err
+
+
 # ---- gradients: GradCache and DDP equal the full batch ------------------------------------------
 
 def trainer(corpus: dict, out: Path, *extra: str, model: str = "model") -> Trainer:

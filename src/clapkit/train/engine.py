@@ -324,7 +324,8 @@ class Trainer:
         model_state, optimizer_state = self._full_state()
         state = {"position": vars(self.position).copy(), "optimizer": optimizer_state,
                  "schedule": self.schedule.state_dict(), "scaler": self.scaler.state_dict(),
-                 "counters": dict(self.counters), "world_size": self.world.world_size}
+                 "counters": dict(self.counters), "world_size": self.world.world_size,
+                 "cpu_threads": torch.get_num_threads()}
         return checkpoint.save(self.run_dir, self.position.step, model_state, state, self.world.rank, self.world.barrier)
 
     def resume(self, folder: Path) -> None:
@@ -337,6 +338,11 @@ class Trainer:
         if state["world_size"] != self.world.world_size:
             raise TrainError(f"{folder}: saved by {state['world_size']} process(es), resumed by "
                              f"{self.world.world_size}; exact resumption needs the same number")
+        saved_threads = state.get("cpu_threads", torch.get_num_threads())
+        if saved_threads != torch.get_num_threads() and self.world.device.type == "cpu":
+            self._say(f"warning: {folder} was saved by a run with {saved_threads} CPU threads per process and "
+                      f"resumes with {torch.get_num_threads()}; CPU sums then round differently, so the weights "
+                      f"will not be bit for bit those of an uninterrupted run (OMP_NUM_THREADS={saved_threads} keeps them)")
         set_state_dict(self.model, self.optimizer, model_state_dict=fill_tied(self.model, model_state),
                        optim_state_dict=state["optimizer"],
                        options=StateDictOptions(full_state_dict=True))
