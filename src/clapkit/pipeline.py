@@ -435,7 +435,7 @@ def _quantized(model: torch.nn.Module) -> torch.nn.Module:
         warnings.simplefilter("ignore")
         clap = getattr(model, "clap", model)  # a captioner's audio side is its CLAP's
         for name in ("audio", "audio_projection"):
-            setattr(clap, name, quantize_dynamic(getattr(clap, name), {torch.nn.Linear}, dtype=torch.qint8))
+            quantize_dynamic(getattr(clap, name), {torch.nn.Linear}, dtype=torch.qint8, inplace=True)  # no copy
         return model
 
 
