@@ -362,3 +362,12 @@ def test_init_audio_refuses_another_audio_tower_in_one_line(reference_run, corpu
     assert "--init-audio" in err[0] and "differs" in err[0] and "args" in err[0]
     assert main(args(corpus, tmp_path / "both", "--init-audio", str(reference_run), "--pretrained",
                      str(reference_run))) == 2
+
+
+def test_spec_augment_changes_training_and_seeded_runs_stay_bitwise_identical(reference_run, corpus, tmp_path):
+    for name in ("a", "b"):
+        assert main(args(corpus, tmp_path / name, "--val", corpus["val"], "--val-every", "3",
+                         "--spec-augment", "2x8,2x4")) == 0
+    assert weights(tmp_path / "a") == weights(tmp_path / "b")
+    assert weights(tmp_path / "a") != weights(reference_run)
+    assert load_file(tmp_path / "a" / "model.safetensors").keys() == load_file(reference_run / "model.safetensors").keys()

@@ -44,6 +44,7 @@ class TrainConfig:
     log_every: int = 10
     workers: int = 0
     band_limit: float = 0.0                       # probability of band-limiting a training clip to 8-16 kHz
+    spec_augment: str | None = None               # "TxW,FxV": SpecAugment masks on the log-mel (training only)
     tasks: str | None = None                      # audio-pretrain: "task=weight,..."; None: every task
     lock_text: bool = False
     lock_audio: bool = False
@@ -115,5 +116,9 @@ def check(config: TrainConfig) -> None:
         raise UsageError("--lock-text and --lock-audio together leave nothing to train")
     if config.schedule == "plateau" and not config.val:
         raise UsageError("--schedule plateau steps on the validation loss: give --val")
+    if config.spec_augment is not None:
+        from .augment import SpecAugment
+
+        SpecAugment.parse(config.spec_augment)
     if not 0 <= config.max_bad_fraction <= 1:
         raise UsageError(f"--max-bad-fraction: must be within [0, 1], got {config.max_bad_fraction}")

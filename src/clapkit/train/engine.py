@@ -27,7 +27,7 @@ from ..weights.loading import (
     write_safetensors,
 )
 from ..weights.registry import PRETRAINED
-from . import checkpoint, pretrain
+from . import augment, checkpoint, pretrain
 from .config import TrainConfig
 from .data import TrainData, ValData
 from .distributed import World, wrap
@@ -117,6 +117,8 @@ class Trainer:
         torch.manual_seed(config.seed)  # the same initial weights on every rank
         self.model, self.model_config = build_model(config)
         self.model.to(world.device)
+        if config.spec_augment:
+            augment.attach(self.model.audio.encoder, augment.SpecAugment.parse(config.spec_augment))
         self._lock_towers()
         if config.grad_checkpointing:
             self._checkpoint_activations()
