@@ -176,7 +176,7 @@ class WindowAttention(nn.Module):
         # q, k, v: (B · windows, heads, N, head_dim) views into the projection
         q, k, v = self.qkv(x).view(windows, n, 3, heads, dim // heads).permute(2, 0, 3, 1, 4)
         # 4-D so that SDPA stays on its fused CPU kernel (a 3-D mask falls back to the math path).
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.jit.is_tracing():  # no cache in graphs
             bias = self.attention_bias(mask).to(x.dtype)
         else:
             bias = self.inference_bias(mask, x.dtype)
