@@ -232,4 +232,4 @@ def test_an_audio_only_load_costs_about_the_audio_weights_once(tmp_path):
     done = subprocess.run([sys.executable, "-c", AUDIO_ONLY_LOAD, str(path)], capture_output=True, text=True, check=True)
     grown_mb, audio_mb = map(float, done.stdout.split())
     assert audio_mb > 100
-    assert grown_mb < 1.25 * audio_mb + 32, (grown_mb, audio_mb)
+    assert grown_mb < 1.6 * audio_mb + 16, (grown_mb, audio_mb)  # 145–170 MB measured; 257 when built and copied

@@ -58,11 +58,21 @@ def parameters_on_meta() -> Iterator[None]:
             param = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
         register(module, name, param)
 
+    def skip(tensor, *args, **kwargs):
+        return tensor
+
+    # Random init of meta tensors would only waste time, and some initialisers (trunc_normal_) reach
+    # meta kernels through torch._dynamo, a heavy import that breaks where a module is stubbed.
+    initialisers = {name: getattr(nn.init, name) for name in dir(nn.init) if name.endswith("_") and not name.startswith("_")}
     nn.Module.register_parameter = register_on_meta
+    for name in initialisers:
+        setattr(nn.init, name, skip)
     try:
         yield
     finally:
         nn.Module.register_parameter = register
+        for name, function in initialisers.items():
+            setattr(nn.init, name, function)
 
 
 def create_model(config: ModelConfig | str | Path, *, empty: bool = False) -> nn.Module:
