@@ -205,13 +205,13 @@ class ClapPipeline:
         for i, window in enumerate(windows):
             by_length.setdefault(len(window), []).append(i)
         per_call = CPU_WINDOWS_PER_CALL if self.device.type == "cpu" else len(windows)
-        for same_length in by_length.values():
-            for start in range(0, len(same_length), per_call):
-                indices = same_length[start:start + per_call]
+        calls = [same_length[start:start + per_call]
+                 for same_length in by_length.values() for start in range(0, len(same_length), per_call)]
+        with self._inference():  # once: autocast's weight casts then serve every call
+            for indices in calls:
                 batch = torch.from_numpy(np.stack([windows[i] for i in indices])).to(self.device)
-                with self._inference():
-                    for i, row in zip(indices, self.model.encode_audio(batch).float().cpu()):
-                        out[i] = row
+                for i, row in zip(indices, self.model.encode_audio(batch).float().cpu()):
+                    out[i] = row
         return torch.stack(out)
 
     def iter_audio_embeddings(self, audio: Iterable, *, sample_rate: int | None = None, batch_size: int = 32,

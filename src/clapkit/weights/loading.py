@@ -186,9 +186,11 @@ def load_state_dict_strict(model: nn.Module, state_dict: dict[str, torch.Tensor]
     ties = tied_groups(model)
     model.load_state_dict({k: _in_place(v, expected[k].dtype) for k, v in state_dict.items()}, strict=True, assign=True)
     for first, *others in ties:
+        owner, _, attribute = first.rpartition(".")
+        shared = getattr(model.get_submodule(owner), attribute)  # a parameter or a buffer
         for name in others:
             owner, _, attribute = name.rpartition(".")
-            setattr(model.get_submodule(owner), attribute, model.get_parameter(first))
+            setattr(model.get_submodule(owner), attribute, shared)
 
 
 def _in_place(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
