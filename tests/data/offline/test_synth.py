@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import glob
 import shutil
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -78,10 +80,37 @@ def test_drum_hits_select_the_percussion_bank(recorder):
     assert recorder.events[0] == ("program", 0, 128, 25, True)
 
 
-def test_identities_leave_paths_out_and_keep_old_note_keys():
+def test_each_render_starts_after_the_previous_renders_fade_out_has_ended(monkeypatch):
+    """TinySoundFont's all-sound-off fades over 10 ms; a shorter flush leaves that fade in the next
+    clip, and then a clip depends on which clips its worker process rendered before it."""
+    calls = []
+
+    class Synth:
+        def __init__(self, samplerate):
+            pass
+
+        def sfload(self, path):
+            return 1
+
+        def sounds_off(self):
+            calls.append("sounds off")
+
+        def generate(self, samples):
+            calls.append(samples)
+
+    monkeypatch.setitem(sys.modules, "tinysoundfont", SimpleNamespace(Synth=Synth))
+    monkeypatch.setattr(synth, "_SYNTHS", {})
+    synth._synth("x.sf2", RATE)
+    synth._synth("x.sf2", RATE)
+    assert calls[0::2] == ["sounds off", "sounds off"]
+    assert all(flushed > 0.010 * RATE for flushed in calls[1::2])
+
+
+def test_identities_leave_paths_out_and_name_the_render_version():
     assert NoteSpec("/a/x.sf2", 0, 60, 90, 2.5).identity() == NoteSpec("/b/x.sf2", 0, 60, 90, 2.5).identity()
-    assert NoteSpec("x", 0, 60, 90, 2.5).identity() == repr((0, 60, 90, 2.5, 1.0))  # the key notes had before banks
     assert NoteSpec("x", 0, 60, 90, 2.5, bank=128).identity() != NoteSpec("x", 0, 60, 90, 2.5).identity()
+    assert str(synth.SOUNDFONT_RENDER_VERSION) in NoteSpec("x", 0, 60, 90, 2.5).identity()  # old renders are redone
+    assert str(synth.SOUNDFONT_RENDER_VERSION) in ScoreSpec("x", 0, ((0.0, 1.0, 60, 90),), 2.0).identity()
     assert SpeechSpec("/a", "seven", "en+m1").identity() == SpeechSpec("/b", "seven", "en+m1").identity()
     assert FileSegment("/a.ogg", 10.0, 10.0).inputs() == ("/a.ogg",)
 

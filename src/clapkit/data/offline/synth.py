@@ -17,6 +17,12 @@ import soundfile
 
 DRUM_BANK = 128  # SoundFont bank of the GM percussion kits
 HEADROOM = 0.9
+# All-sound-off fades voices out over TinySoundFont's 10 ms TSF_FASTRELEASETIME; rendering longer than
+# that ends them, so no render hears the one before it. Before version 2 a 64-sample flush left that
+# fade in the next clip, so a clip's audio (and whether a quiet note counted as silent) depended on
+# which clips its worker process had rendered before: builds were not reproducible.
+FLUSH_SECONDS = 0.05
+SOUNDFONT_RENDER_VERSION = 2  # part of every SoundFont render's identity, so older cached renders are redone
 _SYNTHS: dict[str, tuple[object, int]] = {}
 
 
@@ -34,7 +40,7 @@ def _synth(soundfont: str, sample_rate: int) -> tuple[object, int]:
         _SYNTHS[key] = (synth, synth.sfload(soundfont))
     synth, sfid = _SYNTHS[key]
     synth.sounds_off()
-    synth.generate(64)  # flush the voices of the previous render so each one starts from silence
+    synth.generate(int(FLUSH_SECONDS * sample_rate))
     return synth, sfid
 
 
@@ -58,8 +64,8 @@ class NoteSpec:
         return (self.soundfont,)
 
     def identity(self) -> str:
-        fields = (self.program, self.pitch, self.velocity, self.seconds, self.release_seconds)
-        return repr(fields if self.bank == 0 else (*fields, self.bank))  # keys of bank-0 notes predate banks
+        return repr(("note", SOUNDFONT_RENDER_VERSION, self.program, self.pitch, self.velocity, self.seconds,
+                     self.release_seconds, self.bank))
 
     def render(self, sample_rate: int) -> np.ndarray:
         synth, sfid = _synth(self.soundfont, sample_rate)
@@ -86,7 +92,8 @@ class ScoreSpec:
         return (self.soundfont,)
 
     def identity(self) -> str:
-        return repr(("score", self.program, self.notes, self.seconds, self.release_seconds))
+        return repr(("score", SOUNDFONT_RENDER_VERSION, self.program, self.notes, self.seconds,
+                     self.release_seconds))
 
     def render(self, sample_rate: int) -> np.ndarray:
         if not self.notes:
