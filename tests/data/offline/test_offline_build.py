@@ -229,3 +229,9 @@ def test_failed_download_is_reported_and_not_fatal(tmp_path, debs):
     assert "404" in report["sources"]["sound-icons"]["reason"]
     assert report["sources"]["sound-theme-freedesktop"]["kept"] == 3
     assert {c.split for c in read_manifest(tmp_path / "manifest.jsonl")} == {"train"}
+
+
+def test_a_build_into_a_log_file_shows_its_progress(tmp_path, debs, capsys):
+    run_build(tmp_path, debs, FakeArchive({k: v for k, v in debs.items() if k != "fsdd"}))
+    log = capsys.readouterr().err
+    assert "packages" in log and "sound-icons" in log  # the package bar and each package's clip bar

@@ -73,7 +73,9 @@ class InlineExecutor(Executor):
 
 
 def _progress(iterable: Iterable, **kwargs) -> tqdm:
-    return tqdm(iterable, file=sys.stderr, disable=not sys.stderr.isatty(), leave=False, **kwargs)
+    """A progress bar; into a log file (a build can take many minutes there too) a line every 30 s."""
+    interactive = sys.stderr.isatty()
+    return tqdm(iterable, file=sys.stderr, mininterval=0.1 if interactive else 30, leave=not interactive, **kwargs)
 
 
 def _write_json(path: Path, record: dict) -> None:
