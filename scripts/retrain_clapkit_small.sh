@@ -11,6 +11,10 @@
 # FSDD (spoken digits, evaluation only) defaults to ../shared/data/fsdd; without it that task is skipped.
 # The same seed on the same machine gives the same weights bit for bit.
 set -euo pipefail
+# glibc returns every freed block of more than a few MB to the kernel, so each training step faults
+# its activations in again, page by page; keeping freed memory made steps faster on 2 cores without
+# changing a bit of the result (benchmarks/bench_allocator.py).
+export MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_:-17179869184} MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_:-17179869184}
 work=${1:-clapkit-small-work}
 recipe="$(dirname "$0")/../recipes/clapkit-small.yaml"
 fsdd=()

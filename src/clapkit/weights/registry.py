@@ -43,11 +43,11 @@ PRETRAINED: dict[str, Pretrained] = {
     p.name: p
     for p in [
         Pretrained("clapkit-small", None, "", "clapkit-small/model.safetensors", "clapkit", None,
-                   "clapkit-small: HTSAT-32 (3.1M) + all-MiniLM-L6-v2 (locked), 512-d, 32 kHz, 10 s; trained by "
+                   "clapkit-small: HTSAT-32 (3.1M) + all-MiniLM-L6-v2 (locked), 512-d, 32 kHz, 2.55 s windows; trained by "
                    "clapkit on its offline corpus v2, shipped in the package",
                    "GPL-3.0-or-later (weights; the MiniLM text tower is Apache-2.0, from its own package)",
                    "clapkit, docs/models/clapkit-small.md",
-                   sha256="f10d0f38d2d44e3b79093dcee30c6e65f3c378a34bce64013a846fc05eaf9d04", shipped=True),
+                   sha256="0402fd0aea5e033a1843effc2cffef3b3ba796c4b5a19085fe2bdd9c8d6536ef", shipped=True),
         Pretrained("msclap-2023", "msclap-2023", "microsoft/msclap", "CLAP_weights_2023.pth", "msclap", "gpt2",
                    "Microsoft CLAP 2023 (HTSAT-22 + GPT-2), 1024-d, 44.1 kHz, 7 s", *_MSCLAP),
         Pretrained("msclap-2022", "msclap-2022", "microsoft/msclap", "CLAP_weights_2022.pth", "msclap", "bert-base-uncased",
