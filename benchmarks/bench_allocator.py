@@ -3,7 +3,7 @@ symmetric contrastive loss, backward, Adam) in a fresh process per setting, time
 CPU time and minor page faults each step costs, and a hash of the weights after the steps, which
 shows whether a setting changes the arithmetic.
 
-    python benchmarks/bench_allocator.py [--batch 128] [--steps 4] [--model clapkit-small]
+    python benchmarks/bench_allocator.py [--batch 128] [--steps 25] [--model clapkit-small]
 
 By default glibc hands every freed block of more than a few MB back to the kernel, and every
 step's activations are allocated again, page by page (zero-filled by the kernel: system time).
@@ -74,7 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="clapkit-small")
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=25)
     args = parser.parse_args()
     print(f"{args.model}, batch {args.batch}, median of {args.steps} training steps after one warm-up, "
           f"{os.cpu_count()} CPUs")
