@@ -27,7 +27,8 @@ import torch
 from clapkit.models.config import get_config
 from clapkit.models.factory import create_model
 from clapkit.pipeline import ClapPipeline
-from clapkit.train.loss import build_loss
+from clapkit.train.loss import caption_ids
+from clapkit.train.step import ContrastiveStep
 
 model_name, batch, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 torch.manual_seed(0)
@@ -36,17 +37,17 @@ model = create_model(config)
 model.train()
 model.text.requires_grad_(False)
 model.text.eval()
-tokens = ClapPipeline(model, config).tokenizer([f"caption number {i}" for i in range(batch)])
+captions = [f"caption number {i}" for i in range(batch)]
+tokens, ids = ClapPipeline(model, config).tokenizer(captions), caption_ids(captions)
 samples = round(config.audio.frontend.clip_seconds * config.audio.frontend.sample_rate)
 audio = torch.randn(batch, samples, generator=torch.Generator().manual_seed(1)) * 0.1
-loss_fn = build_loss("clip")
+cpu = torch.device("cpu")
+contrastive = ContrastiveStep(model, model, "clip", "fp32", cpu, torch.amp.GradScaler("cpu", enabled=False))
 optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
 
-def step():
-    out = model(audio, **tokens)
-    loss = loss_fn(out["audio_features"], out["text_features"], out["logit_scale"])
+def step():  # the trainer's own gradient code, then Adam
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    contrastive.backward(audio, tokens, ids, None)
     optimizer.step()
 
 step()  # warm-up: the first step's allocations are new pages in any setting
