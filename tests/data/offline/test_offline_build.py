@@ -235,3 +235,41 @@ def test_a_build_into_a_log_file_shows_its_progress(tmp_path, debs, capsys):
     run_build(tmp_path, debs, FakeArchive({k: v for k, v in debs.items() if k != "fsdd"}))
     log = capsys.readouterr().err
     assert "packages" in log and "sound-icons" in log  # the package bar and each package's clip bar
+
+
+def test_a_missing_renderer_fails_its_source_and_is_not_cached(tmp_path, debs, monkeypatch):
+    from clapkit.data.offline import speech, synth
+
+    tree = tmp_path / "espeak"
+    variants = tree / "usr/lib/x86_64-linux-gnu/espeak-ng-data/voices/!v"
+    variants.mkdir(parents=True)
+    (variants / "f3").write_text("name female3\ngender female\n")
+    (tree / "usr/share/doc/espeak-ng-data").mkdir(parents=True)
+    (tree / "usr/share/doc/espeak-ng-data/copyright").write_text(DEP5)
+    archive = FakeArchive({"espeak-ng-data": make_deb(tree, "espeak-ng-data", tmp_path)})
+    monkeypatch.setattr(speech, "utterances", lambda: [speech.Utterance("seven", "the number seven", "number",
+                                                                        speech.ENGLISH, 2)])
+    options = BuildOptions(out=tmp_path / "corpus", sources=["espeak-ng-data"], params=ProcessingParams(sample_rate=RATE),
+                           archive=archive)
+
+    monkeypatch.setattr(synth.shutil, "which", lambda name: None)
+    failed = build(options)["sources"]["espeak-ng-data"]
+    assert failed["status"] == "failed" and "espeak-ng is not installed" in failed["reason"]
+    assert not list((tmp_path / "corpus/.cache").rglob("clips/*/*.json"))
+
+    # Once it is installed, the next build renders every clip instead of reusing the failure.
+    monkeypatch.setattr(synth.SpeechSpec, "render", lambda spec, rate: tone(0.5, channels=1, rate=rate)[:, 0])
+    built = build(options)["sources"]["espeak-ng-data"]
+    assert (built["status"], built["kept"]) == ("ok", 2)
+
+
+def test_clip_drops_older_builds_cached_for_a_missing_renderer_are_redone(tmp_path, debs):
+    archive = FakeArchive({k: v for k, v in debs.items() if k != "fsdd"})
+    run_build(tmp_path, debs, archive)
+    (tmp_path / ".cache/packages/sound-icons.json").unlink()
+    icon = next((tmp_path / "clips/sound-icons").glob("*.flac"))
+    result = next((tmp_path / ".cache/clips").rglob(f"{icon.stem}*.json"))
+    result.write_text(json.dumps({"status": "dropped", "reason": "render error: espeak-ng is not installed"}))
+    report = run_build(tmp_path, debs, archive)
+    assert report["work"]["clips_processed"] == 1
+    assert report["sources"]["sound-icons"]["kept"] == 1

@@ -137,9 +137,9 @@ def test_speech_is_rendered_by_espeak_ng_deterministically():
     assert other.shape != first.shape or not np.array_equal(other, first)
 
 
-def test_missing_espeak_is_a_render_error(monkeypatch):
+def test_missing_espeak_is_a_missing_tool_not_a_bad_clip(monkeypatch):
     monkeypatch.setattr(synth.shutil, "which", lambda name: None)
-    with pytest.raises(RenderError, match="espeak-ng is not installed"):
+    with pytest.raises(synth.MissingTool, match="espeak-ng is not installed"):
         SpeechSpec("/nowhere", "seven", "en").render(16000)
 
 

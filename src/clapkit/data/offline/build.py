@@ -15,7 +15,9 @@ Caching: a package's record is keyed by the SHA256 of its .deb(s) in the archive
 processing parameters, so an unchanged package is neither downloaded nor unpacked again. Each
 clip's result is keyed by the SHA256 of its source file (or SoundFont + note) and the parameters,
 so an interrupted build redoes only the clips it had not finished. Every skipped package or file
-is in the report with its reason.
+is in the report with its reason. A renderer that is not installed (espeak-ng, tinysoundfont) fails
+its source, with nothing cached, and the build exits non-zero: installing it and re-running finishes
+the corpus.
 """
 from __future__ import annotations
 
@@ -42,8 +44,11 @@ from .archive import AptArchive, Archive, PackageInfo, extract, fetch
 from .captions import caption
 from .licences import EXCLUDED_LICENCES, guess_licence, read_package_copyright
 from .sources import EVAL_SOURCES, Item, SourceSpec, refuse_reserved, resolve_sources
+from .synth import MissingTool
 
-RULES_VERSION = 2  # 2: corpus v2 (GM family in captions, licence exclusions, long-file segments)
+# 2: corpus v2 (GM family in captions, licence exclusions, long-file segments); 3: a missing renderer
+# fails its source instead of dropping its clips (records that dropped them are rebuilt).
+RULES_VERSION = 3
 CORPUS_SPLITS = ("train", "val", "test")  # the rest are evaluation sets, never trained on
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
@@ -203,7 +208,7 @@ class Builder:
             result_path = self.cache / "clips" / clip_key[:2] / f"{clip_key}.json"
             out_path = self.options.out / "clips" / spec.package / f"{clip_key[:24]}.flac"
             result = _read_json(result_path)
-            if result and (result["status"] != "kept" or out_path.is_file()):
+            if result and _reusable(result, out_path):
                 pending.append((item, clip_key, result))
                 continue
             future = self.executor.submit(audio.process, item.source, str(out_path), params)
@@ -213,11 +218,21 @@ class Builder:
                 future, result_path = result
                 try:
                     result = future.result()
+                except MissingTool:
+                    raise
                 except Exception as e:  # a worker crash on one file must not stop the package
                     result = {"status": "dropped", "reason": f"processing error: {type(e).__name__}: {e}"}
                 _write_json(result_path, result)
                 self.stats["clips_processed"] += 1
             yield item, clip_key, result
+
+
+def _reusable(result: dict, out_path: Path) -> bool:
+    """A cached clip result stands unless its clip file is gone, or it is a drop for a missing renderer,
+    which builds before rules version 3 cached as if the clip were bad."""
+    if result["status"] == "kept":
+        return out_path.is_file()
+    return not any(cause in result["reason"] for cause in ("is not installed", "No module named"))
 
 
 def python_distributions(specs: list[SourceSpec]) -> dict[str, PackageInfo]:

@@ -27,15 +27,22 @@ _SYNTHS: dict[str, tuple[object, int]] = {}
 
 
 class RenderError(Exception):
-    """A rendered source that cannot be made (missing program, empty score); the message says why."""
+    """A rendered source that cannot be made (an empty score, a failed render); the message says why."""
+
+
+class MissingTool(Exception):
+    """A program or Python package that renders sources is not installed: the machine's fault, not the
+    clip's, so the build fails the source instead of dropping (and caching) every clip it renders."""
 
 
 def _synth(soundfont: str, sample_rate: int) -> tuple[object, int]:
     """A synthesizer with ``soundfont`` loaded, once per process and rate."""
-    import tinysoundfont
-
     key = f"{soundfont}@{sample_rate}"
     if key not in _SYNTHS:
+        try:
+            import tinysoundfont
+        except ImportError as e:
+            raise MissingTool("the Python package tinysoundfont is not installed (pip install tinysoundfont)") from e
         synth = tinysoundfont.Synth(samplerate=sample_rate)
         _SYNTHS[key] = (synth, synth.sfload(soundfont))
     synth, sfid = _SYNTHS[key]
@@ -140,7 +147,7 @@ class SpeechSpec:
 
         program = shutil.which("espeak-ng")
         if program is None:
-            raise RenderError("espeak-ng is not installed (apt-get install espeak-ng)")
+            raise MissingTool("espeak-ng is not installed (apt-get install espeak-ng)")
         command = [program, f"--path={self.data}", "--stdout", "-v", self.voice, "-s", str(self.speed),
                    "-p", str(self.pitch), "--", self.text]
         done = subprocess.run(command, capture_output=True, check=False)
