@@ -18,10 +18,12 @@ from clapkit.data.offline.gm import GM_FAMILIES, GM_PROGRAMS, note_grid
 from clapkit.data.offline.licences import guess_licence, parse_copyright
 from clapkit.data.offline.sources import (
     EVAL_SOURCES,
+    FLITE_LICENCE,
     RESERVED,
     SOURCES,
     ReservedPackageError,
     default_sources,
+    read_flite,
     resolve_sources,
 )
 
@@ -171,7 +173,7 @@ def test_note_grid_covers_melodic_programs():
 def test_splits_are_by_package_and_eval_sets_are_disjoint():
     assert {s.split for s in SOURCES.values()} == {"train", "val", "test"}
     assert not set(SOURCES) & set(EVAL_SOURCES)
-    assert set(default_sources()) == set(SOURCES)
+    assert set(default_sources()) == set(SOURCES) - {"flite"}  # optional: built with --add-sources
     music = [s for s in SOURCES.values() if s.pypi == "music21"]
     assert len({s.split for s in music}) == 2 and not set(music[0].include) & set(music[1].include)
     assert not RESERVED & (set(SOURCES) | set(EVAL_SOURCES))
@@ -197,3 +199,33 @@ def test_unknown_source_is_a_one_line_user_error(tmp_path, capsys):
     assert main(["data", "build", "offline", "--out", str(tmp_path), "--sources", "no-such-package"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "no-such-package" in err
+
+
+def test_flite_licence_is_read_from_its_copyright_text(tmp_path):
+    doc = tmp_path / "usr/share/doc/flite"
+    doc.mkdir(parents=True)
+    (doc / "copyright").write_text("Files: config.sub\nLicense: GPL-2\n\nCarnegie Mellon University\n"
+                                   "License:\n Permission is hereby granted, free of charge, to use and\n distribute "
+                                   "this software and its documentation without restriction\n")
+    items, _ = read_flite(tmp_path, SOURCES["flite"], parse_copyright(""))
+    assert items and {i.licence for i in items} == {FLITE_LICENCE}
+    (doc / "copyright").write_text("Files: *\nLicense: GPL-2\n")
+    with pytest.raises(ValueError, match="licence is unknown"):
+        read_flite(tmp_path, SOURCES["flite"], parse_copyright(""))
+
+
+def test_add_sources_builds_optional_sources_besides_the_defaults_and_the_eval_sets(monkeypatch, tmp_path):
+    import clapkit.data.offline as offline
+
+    seen = {}
+
+    def fake_build(options):
+        seen.update(sources=options.sources, eval_sets=options.eval_sets)
+        return {"sources": {}, "splits": {}, "wall_seconds": 0.0}
+
+    monkeypatch.setattr(offline, "build", fake_build)
+    assert main(["data", "build", "offline", "--out", str(tmp_path), "--add-sources", "flite"]) == 0
+    assert seen == {"sources": [*default_sources(), "flite"], "eval_sets": True}
+    assert main(["data", "build", "offline", "--out", str(tmp_path), "--sources", "sound-icons",
+                 "--add-sources", "flite"]) == 0
+    assert seen == {"sources": ["sound-icons", "flite"], "eval_sets": False}

@@ -52,3 +52,29 @@ def test_items_are_the_same_on_every_build(tmp_path):
     second, _ = speech.speech_items(espeak_tree(tmp_path / "b"), CopyrightFile((), "GPL-3+"))
     assert [(i.name, i.source.identity(), i.captions) for i in first] == [
         (i.name, i.source.identity(), i.captions) for i in second]
+
+
+def test_further_renditions_of_chosen_utterances_are_new_clips(tmp_path):
+    """A held-out set: the digits' renditions after the corpus's, drawn by the same rule."""
+    root, licence = espeak_tree(tmp_path), CopyrightFile((), "GPL-3+")
+    seven = speech.Utterance("seven", "the number seven", "number", speech.ENGLISH, 150)
+    corpus, _ = speech.speech_items(root, licence, [seven])
+    held_out, _ = speech.speech_items(root, licence, [speech.Utterance(*vars(seven).values())], first_rendition=150)
+    assert [i.name for i in corpus] == [i.name for i in speech.speech_items(root, licence)[0] if i.source.text == "seven"]
+    assert [i.name for i in held_out] == [f"espeak-ng#number=seven#{n}" for n in range(150, 300)]
+    # three fake variants give 360 voice, rate and pitch draws, so some repeat the corpus's
+    assert len({i.source.identity() for i in held_out} - {i.source.identity() for i in corpus}) > 50
+
+
+def test_flite_speaks_the_english_utterances_in_its_four_voices():
+    items = speech.flite_items("CMU-Flite (BSD-style)")
+    english = [u for u in speech.utterances() if u.languages == speech.ENGLISH]
+    assert {i.source.text for i in items} == {u.text for u in english}
+    assert len([i for i in items if i.source.text == "seven"]) == 150 // speech.FLITE_SHARE
+    assert {i.source.voice for i in items} == set(speech.FLITE_VOICES)
+    for item in items:
+        gender = speech.FLITE_VOICES[item.source.voice]
+        assert item.captions[0].startswith(speech.SPEAKERS[gender]) or f"{speech.SPEAKERS[gender]} saying" in item.captions[0]
+        assert item.labels == ["speech", "English", gender, item.source.text.rstrip(".")]
+        assert item.source.pitch in speech.FLITE_PITCHES[gender] and item.licence == "CMU-Flite (BSD-style)"
+    assert [i.source.identity() for i in items] == [i.source.identity() for i in speech.flite_items("x")]

@@ -137,6 +137,23 @@ def test_speech_is_rendered_by_espeak_ng_deterministically():
     assert other.shape != first.shape or not np.array_equal(other, first)
 
 
+@pytest.mark.skipif(shutil.which("flite") is None, reason="needs flite (apt-get install flite)")
+def test_flite_speech_is_deterministic_and_follows_voice_rate_and_pitch():
+    spec = synth.FliteSpec("seven", "slt", stretch=1.0, pitch=200)
+    first = spec.render(16000)
+    assert 0.2 < first.size / 16000 < 2.0 and np.abs(first).max() > 0.05
+    np.testing.assert_array_equal(first, spec.render(16000))
+    slower = synth.FliteSpec("seven", "slt", stretch=1.3, pitch=200).render(16000)
+    assert slower.size > first.size
+    assert synth.FliteSpec("seven", "rms", pitch=100).render(32000).size > 0
+
+
+def test_missing_flite_is_a_missing_tool(monkeypatch):
+    monkeypatch.setattr(synth.shutil, "which", lambda name: None)
+    with pytest.raises(synth.MissingTool, match="flite is not installed"):
+        synth.FliteSpec("seven", "slt").render(16000)
+
+
 def test_missing_espeak_is_a_missing_tool_not_a_bad_clip(monkeypatch):
     monkeypatch.setattr(synth.shutil, "which", lambda name: None)
     with pytest.raises(synth.MissingTool, match="espeak-ng is not installed"):

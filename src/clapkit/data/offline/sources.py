@@ -9,6 +9,7 @@ rendition of the same piece) is on both sides of a split:
   (rendered notes and drum hits), ktuberling-data, asterisk-core-sounds-en-wav, 0ad-data,
   widelands-data, warzone2100-data, espeak-ng-data (synthetic speech), music21-tunes (Bach chorales,
   Ryan's and O'Neill's tunes rendered with fluid-soundfont-gm).
+  Optional (``--add-sources flite``): flite, a second speech synthesizer.
 * **val**: lincity-ng-data, scorched3d-data, sound-icons, supertux-data, music21-airs (Aird's Airs).
 * **test**: warmux-data, oxygen-sounds, sonic-pi-samples.
 * **evaluation sets** (labels from outside the training metadata, never trained on):
@@ -40,7 +41,7 @@ from .gm import drum_grid, note_grid
 from .item import Item, Skipped
 from .licences import CopyrightFile, guess_licence, read_package_copyright
 from .music import music_items
-from .speech import speech_items
+from .speech import flite_items, speech_items
 from .synth import DRUM_BANK, NoteSpec
 
 RESERVED = frozenset({"openttd-opensfx", "gcompris-qt-data", "tuxpaint-stamps-default"})
@@ -77,6 +78,7 @@ class SourceSpec:
     metadata: tuple[str, ...] = ()
     pypi: str = ""  # set: the source is this installed Python distribution, not a Debian package
     segments: int = 0  # further 10 s clips taken from each long file (training sources only)
+    default: bool = True  # False: built only when asked for (``--add-sources``), e.g. what an A/B tried
 
 
 def _wanted(name: str, spec: SourceSpec) -> bool:
@@ -264,6 +266,19 @@ def read_speech(root: Path, spec: SourceSpec, copyright: CopyrightFile) -> tuple
     return speech_items(root, copyright)
 
 
+FLITE_LICENCE = "CMU-Flite (BSD-style)"
+FLITE_LICENCE_TEXT = "Permission is hereby granted, free of charge, to use and distribute"
+
+
+def read_flite(root: Path, spec: SourceSpec, copyright: CopyrightFile) -> tuple[list[Item], list[Skipped]]:
+    """flite's voices speaking the English utterances (see :mod:`.speech`). Its copyright file is not
+    machine-readable; the voices and engine are under CMU's permissive licence, checked by its text."""
+    text = (root / "usr/share/doc/flite/copyright").read_text(encoding="utf-8", errors="replace")
+    if "Carnegie Mellon University" not in text or FLITE_LICENCE_TEXT not in " ".join(text.split()):
+        raise ValueError("flite's copyright file does not carry CMU's Flite licence; its licence is unknown")
+    return flite_items(FLITE_LICENCE), []
+
+
 def read_music(root: Path, spec: SourceSpec, copyright: CopyrightFile) -> tuple[list[Item], list[Skipped]]:
     """music21's public-domain scores rendered with the GM SoundFont unpacked beside (see :mod:`.music`)."""
     found = importlib.util.find_spec(spec.pypi)
@@ -334,6 +349,8 @@ SOURCES: dict[str, SourceSpec] = {spec.package: spec for spec in (
     SourceSpec("warzone2100-data", "train", read_named_files, archives=("*.wz",),
                stopwords=frozenset({"wz", "sequenceaudio"})),
     SourceSpec("espeak-ng-data", "train", read_speech, kind="speech"),
+    # Optional: in an A/B it lifted real-voice digits but lowered the other sets (benchmarks/results/ab-flite-1200).
+    SourceSpec("flite", "train", read_flite, kind="speech", default=False),
     SourceSpec("music21-tunes", "train", read_music, kind="score", include=("bach", "ryansMammoth", "oneills1850"),
                pypi="music21", metadata=("fluid-soundfont-gm",)),
     SourceSpec("lincity-ng-data", "val", read_named_files),
@@ -355,8 +372,9 @@ EVAL_SOURCES: dict[str, SourceSpec] = {spec.package: spec for spec in (
 
 
 def default_sources() -> list[str]:
-    """Every training, validation and test source."""
-    return list(SOURCES)
+    """The training, validation and test sources a build reads unless told otherwise (all but the
+    optional ones, such as ``flite``)."""
+    return [name for name, spec in SOURCES.items() if spec.default]
 
 
 def resolve_sources(names: list[str] | None) -> list[SourceSpec]:

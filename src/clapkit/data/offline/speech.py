@@ -1,6 +1,7 @@
 """Synthetic speech from ``espeak-ng-data``: numbers, words and short sentences, each spoken by
 several voices (language, voice variant, rate, pitch), with captions such as
-"a man saying the number seven in English".
+"a man saying the number seven in English"; and the English ones again in flite's four voices,
+a second synthesizer, so that the model does not learn one engine's sound as "speech".
 
 Every (text, rendition) pair is one clip; the voice, rate and pitch of a rendition are picked by a
 stable hash of the pair, so a rebuild makes the same clips. Labels: ``speech``, the language, the
@@ -8,13 +9,14 @@ speaker's gender (from the variant file's ``gender`` line) and the spoken text.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .captions import caption, stable_choice
 from .item import Item, Skipped
 from .licences import CopyrightFile
-from .synth import SpeechSpec
+from .synth import FliteSpec, SpeechSpec
 
 ONES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
         "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen")
@@ -46,6 +48,9 @@ LANGUAGES = {"en": "English", "en-us": "English", "en-gb-scotland": "English", "
              "hi": "Hindi", "cmn": "Mandarin Chinese", "ja": "Japanese", "el": "Greek", "cs": "Czech"}
 ENGLISH = ("en", "en-us", "en-gb-scotland", "en-029")
 SPEAKERS = {"male": "a man", "female": "a woman", "": "a person"}
+FLITE_VOICES = {"kal16": "male", "awb": "male", "rms": "male", "slt": "female"}  # flite 2.2's built-in voices
+FLITE_PITCHES = {"male": (85, 100, 115, 130, 150), "female": (150, 170, 190, 215, 240)}  # Hz
+FLITE_SHARE = 4  # flite speaks each English utterance in a quarter as many renditions as espeak-ng
 
 
 def english_number(n: int) -> str:
@@ -90,8 +95,11 @@ def _variants(data: Path) -> dict[str, str]:
     return variants
 
 
-def speech_items(root: Path, copyright: CopyrightFile) -> tuple[list[Item], list[Skipped]]:
-    """Items for every utterance x rendition; ``root`` is the unpacked ``espeak-ng-data``."""
+def speech_items(root: Path, copyright: CopyrightFile, spoken: Sequence[Utterance] | None = None,
+                 first_rendition: int = 0) -> tuple[list[Item], list[Skipped]]:
+    """Items for every utterance x rendition; ``root`` is the unpacked ``espeak-ng-data`` (or ``/``
+    where espeak-ng is installed). ``spoken`` and ``first_rendition`` give other utterances or further
+    renditions than the corpus's (a held-out set: renditions from 150 on of the digits, say)."""
     found = sorted(root.glob("usr/lib/*/espeak-ng-data"))
     if not found:
         raise FileNotFoundError("no usr/lib/*/espeak-ng-data folder in the package")
@@ -100,8 +108,8 @@ def speech_items(root: Path, copyright: CopyrightFile) -> tuple[list[Item], list
     names = sorted(variants)
     licence = copyright.licence_for(found[0].relative_to(root).as_posix() + "/phondata")
     items = []
-    for utterance in utterances():
-        for rendition in range(utterance.renditions):
+    for utterance in utterances() if spoken is None else spoken:
+        for rendition in range(first_rendition, first_rendition + utterance.renditions):
             key = f"espeak-ng#{utterance.kind}={utterance.text}#{rendition}"
             code = stable_choice(utterance.languages, key, salt="language")
             variant = stable_choice(names, key, salt="variant")
@@ -115,3 +123,21 @@ def speech_items(root: Path, copyright: CopyrightFile) -> tuple[list[Item], list
                      "speech_kind": utterance.kind}
             items.append(Item(key, spec, [text], labels, licence, extra))
     return items, []
+
+
+def flite_items(licence: str) -> list[Item]:
+    """The English utterances in flite's voices, rates and pitches (a rendition each draw)."""
+    items = []
+    for utterance in (u for u in utterances() if u.languages == ENGLISH):
+        for rendition in range(max(1, utterance.renditions // FLITE_SHARE)):
+            key = f"flite#{utterance.kind}={utterance.text}#{rendition}"
+            voice = stable_choice(sorted(FLITE_VOICES), key, salt="voice")
+            gender = FLITE_VOICES[voice]
+            stretch = stable_choice([0.8, 0.9, 1.0, 1.15, 1.3], key, salt="stretch")
+            pitch = stable_choice(FLITE_PITCHES[gender], key, salt="pitch")
+            text = caption("speech", key, speaker=SPEAKERS[gender], phrase=utterance.phrase, language="English")
+            extra = {"words": utterance.text, "language": "English", "gender": gender, "voice": f"flite+{voice}",
+                     "speech_kind": utterance.kind}
+            items.append(Item(key, FliteSpec(utterance.text, voice, stretch, pitch), [text],
+                              ["speech", "English", gender, utterance.text.rstrip(".")], licence, extra))
+    return items

@@ -1,4 +1,4 @@
-"""Sources the corpus renders instead of decoding: SoundFont notes and scores, and espeak-ng speech.
+"""Sources the corpus renders instead of decoding: SoundFont notes and scores, and espeak-ng and flite speech.
 
 Each spec is a small frozen dataclass, picklable for the worker processes, with
 ``render(sample_rate) -> mono float32`` and ``identity()``: what, besides the bytes of the files it
@@ -10,7 +10,9 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import soundfile
@@ -158,4 +160,37 @@ class SpeechSpec:
         return soxr.resample(mono, rate, sample_rate, quality="HQ") if rate != sample_rate else mono
 
 
-Rendered = NoteSpec | ScoreSpec | SpeechSpec
+@dataclass(frozen=True)
+class FliteSpec:
+    """Text spoken by one of flite's built-in voices (``slt``, ``rms``…), its durations stretched by
+    ``stretch`` and its pitch centred on ``pitch`` Hz."""
+
+    text: str
+    voice: str
+    stretch: float = 1.0
+    pitch: int = 100
+
+    def inputs(self) -> tuple[str, ...]:
+        return ()
+
+    def identity(self) -> str:
+        return repr(("flite", self.text, self.voice, self.stretch, self.pitch))
+
+    def render(self, sample_rate: int) -> np.ndarray:
+        import soxr
+
+        program = shutil.which("flite")
+        if program is None:
+            raise MissingTool("flite is not installed (apt-get install flite)")
+        with tempfile.TemporaryDirectory() as folder:  # flite writes a file, not stdout
+            out = Path(folder) / "speech.wav"
+            command = [program, "-voice", self.voice, "--setf", f"duration_stretch={self.stretch}",
+                       "--setf", f"int_f0_target_mean={self.pitch}", "-t", self.text, "-o", str(out)]
+            done = subprocess.run(command, capture_output=True, check=False)
+            if done.returncode != 0 or not out.is_file():
+                raise RenderError(f"flite failed: {done.stderr.decode(errors='replace').strip()[:200]}")
+            mono, rate = soundfile.read(out, dtype="float32")
+        return soxr.resample(mono, rate, sample_rate, quality="HQ") if rate != sample_rate else mono
+
+
+Rendered = NoteSpec | ScoreSpec | SpeechSpec | FliteSpec
