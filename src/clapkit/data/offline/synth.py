@@ -127,6 +127,12 @@ class ScoreSpec:
         return mono * (HEADROOM / peak) if peak > HEADROOM else mono  # chords add up past full scale
 
 
+def _at_rate(mono: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
+    import soxr
+
+    return soxr.resample(mono, rate, sample_rate, quality="HQ") if rate != sample_rate else mono
+
+
 @dataclass(frozen=True)
 class SpeechSpec:
     """Text spoken by espeak-ng with a voice (``en+f3``: language + variant), rate (words per minute)
@@ -145,8 +151,6 @@ class SpeechSpec:
         return repr(("espeak-ng", self.text, self.voice, self.speed, self.pitch))
 
     def render(self, sample_rate: int) -> np.ndarray:
-        import soxr
-
         program = shutil.which("espeak-ng")
         if program is None:
             raise MissingTool("espeak-ng is not installed (apt-get install espeak-ng)")
@@ -156,8 +160,7 @@ class SpeechSpec:
         if done.returncode != 0 or not done.stdout:
             raise RenderError(f"espeak-ng failed: {done.stderr.decode(errors='replace').strip()[:200]}")
         data, rate = soundfile.read(io.BytesIO(done.stdout), dtype="float32")
-        mono = data.mean(axis=1) if data.ndim == 2 else data
-        return soxr.resample(mono, rate, sample_rate, quality="HQ") if rate != sample_rate else mono
+        return _at_rate(data.mean(axis=1) if data.ndim == 2 else data, rate, sample_rate)
 
 
 @dataclass(frozen=True)
@@ -177,8 +180,6 @@ class FliteSpec:
         return repr(("flite", self.text, self.voice, self.stretch, self.pitch))
 
     def render(self, sample_rate: int) -> np.ndarray:
-        import soxr
-
         program = shutil.which("flite")
         if program is None:
             raise MissingTool("flite is not installed (apt-get install flite)")
@@ -190,7 +191,7 @@ class FliteSpec:
             if done.returncode != 0 or not out.is_file():
                 raise RenderError(f"flite failed: {done.stderr.decode(errors='replace').strip()[:200]}")
             mono, rate = soundfile.read(out, dtype="float32")
-        return soxr.resample(mono, rate, sample_rate, quality="HQ") if rate != sample_rate else mono
+        return _at_rate(mono, rate, sample_rate)
 
 
 Rendered = NoteSpec | ScoreSpec | SpeechSpec | FliteSpec
