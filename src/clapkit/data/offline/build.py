@@ -15,7 +15,7 @@ Caching: a package's record is keyed by the SHA256 of its .deb(s) in the archive
 processing parameters, so an unchanged package is neither downloaded nor unpacked again. Each
 clip's result is keyed by the SHA256 of its source file (or SoundFont + note) and the parameters,
 so an interrupted build redoes only the clips it had not finished. Every skipped package or file
-is in the report with its reason. A renderer that is not installed (espeak-ng, tinysoundfont) fails
+is in the report with its reason. A renderer that is not installed (espeak-ng, flite, tinysoundfont) fails
 its source, with nothing cached, and the build exits non-zero: installing it and re-running finishes
 the corpus.
 """

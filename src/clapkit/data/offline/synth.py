@@ -127,9 +127,25 @@ class ScoreSpec:
         return mono * (HEADROOM / peak) if peak > HEADROOM else mono  # chords add up past full scale
 
 
-def _at_rate(mono: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
+def _speak(program: str, *args: str, out: Path | None = None) -> bytes:
+    """Run a speech synthesizer (its Debian package has its name); the WAV it wrote to ``out``, or to
+    stdout without one."""
+    path = shutil.which(program)
+    if path is None:
+        raise MissingTool(f"{program} is not installed (apt-get install {program})")
+    done = subprocess.run([path, *args], capture_output=True, check=False)
+    wav = done.stdout if out is None else out.read_bytes() if out.is_file() else b""
+    if done.returncode != 0 or not wav:
+        raise RenderError(f"{program} failed: {done.stderr.decode(errors='replace').strip()[:200]}")
+    return wav
+
+
+def _decoded(wav: bytes, sample_rate: int) -> np.ndarray:
+    """Mono float32 at ``sample_rate``."""
     import soxr
 
+    data, rate = soundfile.read(io.BytesIO(wav), dtype="float32")
+    mono = data.mean(axis=1) if data.ndim == 2 else data
     return soxr.resample(mono, rate, sample_rate, quality="HQ") if rate != sample_rate else mono
 
 
@@ -151,16 +167,9 @@ class SpeechSpec:
         return repr(("espeak-ng", self.text, self.voice, self.speed, self.pitch))
 
     def render(self, sample_rate: int) -> np.ndarray:
-        program = shutil.which("espeak-ng")
-        if program is None:
-            raise MissingTool("espeak-ng is not installed (apt-get install espeak-ng)")
-        command = [program, f"--path={self.data}", "--stdout", "-v", self.voice, "-s", str(self.speed),
-                   "-p", str(self.pitch), "--", self.text]
-        done = subprocess.run(command, capture_output=True, check=False)
-        if done.returncode != 0 or not done.stdout:
-            raise RenderError(f"espeak-ng failed: {done.stderr.decode(errors='replace').strip()[:200]}")
-        data, rate = soundfile.read(io.BytesIO(done.stdout), dtype="float32")
-        return _at_rate(data.mean(axis=1) if data.ndim == 2 else data, rate, sample_rate)
+        wav = _speak("espeak-ng", f"--path={self.data}", "--stdout", "-v", self.voice, "-s", str(self.speed),
+                     "-p", str(self.pitch), "--", self.text)
+        return _decoded(wav, sample_rate)
 
 
 @dataclass(frozen=True)
@@ -180,18 +189,11 @@ class FliteSpec:
         return repr(("flite", self.text, self.voice, self.stretch, self.pitch))
 
     def render(self, sample_rate: int) -> np.ndarray:
-        program = shutil.which("flite")
-        if program is None:
-            raise MissingTool("flite is not installed (apt-get install flite)")
         with tempfile.TemporaryDirectory() as folder:  # flite writes a file, not stdout
             out = Path(folder) / "speech.wav"
-            command = [program, "-voice", self.voice, "--setf", f"duration_stretch={self.stretch}",
-                       "--setf", f"int_f0_target_mean={self.pitch}", "-t", self.text, "-o", str(out)]
-            done = subprocess.run(command, capture_output=True, check=False)
-            if done.returncode != 0 or not out.is_file():
-                raise RenderError(f"flite failed: {done.stderr.decode(errors='replace').strip()[:200]}")
-            mono, rate = soundfile.read(out, dtype="float32")
-        return _at_rate(mono, rate, sample_rate)
+            wav = _speak("flite", "-voice", self.voice, "--setf", f"duration_stretch={self.stretch}",
+                         "--setf", f"int_f0_target_mean={self.pitch}", "-t", self.text, "-o", str(out), out=out)
+        return _decoded(wav, sample_rate)
 
 
 Rendered = NoteSpec | ScoreSpec | SpeechSpec | FliteSpec
