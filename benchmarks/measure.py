@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -45,3 +46,16 @@ def zero_shot(pipeline, paths: list[str], labels: list[str]) -> tuple[torch.Tens
     audio = pipeline.embed_audio(paths, normalize=False)
     text = pipeline.embed_text([f"this is the sound of {label}" for label in labels])
     return audio, (torch.nn.functional.normalize(audio, dim=-1) @ text.T).argmax(1)
+
+
+def zero_shot_accuracy(model, audio, truth: list[str], classes: list[str], template: str,
+                       sample_rate: int | None) -> tuple[float, float, float]:
+    """Top-1 accuracy of ``model`` naming each clip's class with ``template`` prompts, and its 95 %
+    bootstrap interval: (accuracy, low, high)."""
+    from clapkit.eval.metrics import bootstrap_interval
+
+    text = model.embed_text([template.format(name) for name in classes])
+    predicted = (model.embed_audio(audio, sample_rate=sample_rate) @ text.T).argmax(1).numpy()
+    correct = predicted == np.array([classes.index(name) for name in truth])
+    low, high = bootstrap_interval(lambda idx: float(correct[idx].mean()), len(correct))
+    return float(correct.mean()), low, high

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from measure import zero_shot_accuracy
 
 import clapkit
 from clapkit.data.manifest import read_manifest, resolve
@@ -38,7 +39,6 @@ from clapkit.data.offline.speech import (
     speech_items,
 )
 from clapkit.data.offline.synth import FliteSpec
-from clapkit.eval.metrics import bootstrap_interval
 from clapkit.eval.tasks import TASKS
 
 DIGITS = list(ONES[:10])
@@ -70,12 +70,7 @@ def flite_renditions() -> tuple[list[np.ndarray], list[str]]:
 
 
 def accuracy(model, audio, words: list[str], sample_rate: int | None) -> tuple[float, float, float]:
-    task = TASKS["offline_digits"]
-    text = model.embed_text([task.template.format(word) for word in DIGITS])
-    predicted = (model.embed_audio(audio, sample_rate=sample_rate) @ text.T).argmax(1).numpy()
-    correct = predicted == np.array([DIGITS.index(word) for word in words])
-    low, high = bootstrap_interval(lambda idx: float(correct[idx].mean()), len(correct))
-    return float(correct.mean()), low, high
+    return zero_shot_accuracy(model, audio, words, DIGITS, TASKS["offline_digits"].template, sample_rate)
 
 
 def main() -> None:

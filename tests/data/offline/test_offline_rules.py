@@ -8,6 +8,7 @@ from clapkit.cli import main
 from clapkit.data.offline.archive import AptArchive
 from clapkit.data.offline.captions import (
     TEMPLATES,
+    all_captions,
     caption,
     kind_of,
     name_words,
@@ -22,8 +23,8 @@ from clapkit.data.offline.sources import (
     RESERVED,
     SOURCES,
     ReservedPackageError,
-    default_sources,
     read_flite,
+    read_training_notes,
     resolve_sources,
 )
 
@@ -108,6 +109,7 @@ The Debian packaging is licensed under the GPL; either version 2 of the License.
         ("the GNU General Public License version 2", "GPL-2"),
         ("Creative Commons Attribution-ShareAlike 4.0 International (CC BY-SA 4.0).", "CC-BY-SA-4.0"),
         ("This work is licensed under the Creative Commons 0 License.", "CC0-1.0"),
+        ("MuseScore_General SoundFont (MIT, parts PD or CC0):", "MIT"),
         ("no idea", "unknown"),
     ],
 )
@@ -160,6 +162,27 @@ def test_caption_fills_slots_and_fixes_article():
     assert "{" not in text
 
 
+def test_all_captions_fill_every_template_with_the_picked_one_first():
+    slots = dict(instrument="oboe", family="reed", loudness="loud", height="high", length="long",
+                 loudness_adverb="loudly")
+    texts = all_captions("note", "k", **slots)
+    assert texts[0] == caption("note", "k", **slots)
+    assert len(set(texts)) == len(TEMPLATES["note"])
+    assert all("reed" in t and "an oboe" in t and "{" not in t for t in texts)
+
+
+def test_training_notes_read_an_sf3_soundfont_with_every_caption(tmp_path):
+    (tmp_path / "usr/share/sounds/sf3").mkdir(parents=True)
+    (tmp_path / "usr/share/sounds/sf3/General.sf3").write_bytes(b"")
+    items, skipped = read_training_notes(tmp_path, SOURCES["musescore-general-soundfont-small"],
+                                         parse_copyright("License: (MIT, parts PD or CC0)"))
+    assert not skipped and len(items) == len(note_grid()) + 8 * 47 * 2  # notes, then 8 kits x 47 keys x 2
+    assert {i.licence for i in items} == {"MIT"}
+    assert all(i.source.soundfont.endswith("General.sf3") and len(i.captions) == 3 for i in items)
+    with pytest.raises(FileNotFoundError, match="no SoundFont"):
+        read_training_notes(tmp_path / "empty", SOURCES["csound-soundfont"], parse_copyright(""))
+
+
 def test_note_grid_covers_melodic_programs():
     grid = note_grid()
     assert len(GM_PROGRAMS) == 120 and len(GM_FAMILIES) == 15
@@ -173,7 +196,7 @@ def test_note_grid_covers_melodic_programs():
 def test_splits_are_by_package_and_eval_sets_are_disjoint():
     assert {s.split for s in SOURCES.values()} == {"train", "val", "test"}
     assert not set(SOURCES) & set(EVAL_SOURCES)
-    assert set(default_sources()) == set(SOURCES) - {"flite"}  # optional: built with --add-sources
+    assert list(SOURCES)[-3:] == ["flite", "csound-soundfont", "musescore-general-soundfont-small"]  # manifest order
     music = [s for s in SOURCES.values() if s.pypi == "music21"]
     assert len({s.split for s in music}) == 2 and not set(music[0].include) & set(music[1].include)
     assert not RESERVED & (set(SOURCES) | set(EVAL_SOURCES))
@@ -212,20 +235,3 @@ def test_flite_licence_is_read_from_its_copyright_text(tmp_path):
     (doc / "copyright").write_text("Files: *\nLicense: GPL-2\n")
     with pytest.raises(ValueError, match="licence is unknown"):
         read_flite(tmp_path, SOURCES["flite"], parse_copyright(""))
-
-
-def test_add_sources_builds_optional_sources_besides_the_defaults_and_the_eval_sets(monkeypatch, tmp_path):
-    import clapkit.data.offline as offline
-
-    seen = {}
-
-    def fake_build(options):
-        seen.update(sources=options.sources, eval_sets=options.eval_sets)
-        return {"sources": {}, "splits": {}, "wall_seconds": 0.0}
-
-    monkeypatch.setattr(offline, "build", fake_build)
-    assert main(["data", "build", "offline", "--out", str(tmp_path), "--add-sources", "flite"]) == 0
-    assert seen == {"sources": [*default_sources(), "flite"], "eval_sets": True}
-    assert main(["data", "build", "offline", "--out", str(tmp_path), "--sources", "sound-icons",
-                 "--add-sources", "flite"]) == 0
-    assert seen == {"sources": ["sound-icons", "flite"], "eval_sets": False}

@@ -47,8 +47,9 @@ from .sources import EVAL_SOURCES, Item, SourceSpec, refuse_reserved, resolve_so
 from .synth import MissingTool
 
 # 2: corpus v2 (GM family in captions, licence exclusions, long-file segments); 3: a missing renderer
-# fails its source instead of dropping its clips (records that dropped them are rebuilt).
-RULES_VERSION = 3
+# fails its source instead of dropping its clips (records that dropped them are rebuilt); 4: rendered
+# notes and drum hits carry every caption template.
+RULES_VERSION = 4
 CORPUS_SPLITS = ("train", "val", "test")  # the rest are evaluation sets, never trained on
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 

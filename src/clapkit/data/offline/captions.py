@@ -125,7 +125,17 @@ def pick_template(kind: str, key: str) -> str:
     return stable_choice(TEMPLATES[kind], key)
 
 
+def _filled(template: str, slots: Mapping[str, str]) -> str:
+    return re.sub(r"\b([Aa]) (?=[aeiou])", r"\1n ", template.format(**slots))
+
+
 def caption(kind: str, key: str, **slots: str) -> str:
     """Fill the template picked for ``key`` with ``slots`` (``phrase`` and kind-specific ones)."""
-    text = pick_template(kind, key).format(**slots)
-    return re.sub(r"\b([Aa]) (?=[aeiou])", r"\1n ", text)
+    return _filled(pick_template(kind, key), slots)
+
+
+def all_captions(kind: str, key: str, **slots: str) -> list[str]:
+    """Every template of ``kind`` filled with ``slots``, the one :func:`caption` picks first. For
+    sources whose metadata fills the slots exactly (rendered notes), so training can draw any of them."""
+    first = pick_template(kind, key)
+    return [_filled(template, slots) for template in (first, *(t for t in TEMPLATES[kind] if t != first))]

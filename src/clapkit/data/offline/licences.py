@@ -97,7 +97,7 @@ def _short_name(value: str) -> str:
 
 
 LICENCE_PHRASES = (
-    (re.compile(r"\bMIT licen[cs]e", re.I), "MIT"),
+    (re.compile(r"\bMIT licen[cs]e|\(MIT\b", re.I), "MIT"),  # "(MIT, parts PD or CC0)" names MIT first
     (re.compile(r"GNU (?:Lesser|Library) General Public License,? (?:as published [^.]*?)?version ([\d.]+)", re.I), "LGPL-{}"),
     (re.compile(r"GNU General Public License,? (?:as published [^.]*?)?(?:version|v) ?([\d.]+)", re.I), "GPL-{}"),
     (re.compile(r"Creative Commons Attribution[- ]Share[- ]?Alike,? (?:version )?([\d.]+)", re.I), "CC-BY-SA-{}"),

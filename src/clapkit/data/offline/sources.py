@@ -5,11 +5,11 @@ Splits are by SOURCE, never by clip, so no recording (or near-copy from the same
 rendition of the same piece) is on both sides of a split:
 
 * **train**: megaglest-data, wesnoth-1.16-data, ufoai-sound, openarena-data, minetest-data,
-  hedgewars-data, sound-theme-freedesktop, lomiri-sounds, lmms-common, fluid-soundfont-gm
-  (rendered notes and drum hits), ktuberling-data, asterisk-core-sounds-en-wav, 0ad-data,
-  widelands-data, warzone2100-data, espeak-ng-data (synthetic speech), music21-tunes (Bach chorales,
-  Ryan's and O'Neill's tunes rendered with fluid-soundfont-gm).
-  Optional (``--add-sources flite``): flite, a second speech synthesizer.
+  hedgewars-data, sound-theme-freedesktop, lomiri-sounds, lmms-common, fluid-soundfont-gm,
+  csound-soundfont and musescore-general-soundfont-small (notes and drum hits rendered from three GM
+  SoundFonts), ktuberling-data, asterisk-core-sounds-en-wav, 0ad-data, widelands-data,
+  warzone2100-data, espeak-ng-data and flite (two speech synthesizers), music21-tunes (Bach
+  chorales, Ryan's and O'Neill's tunes rendered with fluid-soundfont-gm).
 * **val**: lincity-ng-data, scorched3d-data, sound-icons, supertux-data, music21-airs (Aird's Airs).
 * **test**: warmux-data, oxygen-sounds, sonic-pi-samples.
 * **evaluation sets** (labels from outside the training metadata, never trained on):
@@ -36,7 +36,7 @@ from ...audio.formats import has_audio_suffix
 from ...audio.io import AudioError, audio_info
 from ...errors import UsageError
 from .audio import FileSegment
-from .captions import caption, dedupe, kind_of, name_words, split_words
+from .captions import all_captions, caption, dedupe, kind_of, name_words, split_words
 from .gm import drum_grid, note_grid
 from .item import Item, Skipped
 from .licences import CopyrightFile, guess_licence, read_package_copyright
@@ -78,7 +78,6 @@ class SourceSpec:
     metadata: tuple[str, ...] = ()
     pypi: str = ""  # set: the source is this installed Python distribution, not a Debian package
     segments: int = 0  # further 10 s clips taken from each long file (training sources only)
-    default: bool = True  # False: built only when asked for (``--add-sources``), e.g. what an A/B tried
 
 
 def _wanted(name: str, spec: SourceSpec) -> bool:
@@ -215,9 +214,9 @@ def read_asterisk(root: Path, spec: SourceSpec, copyright: CopyrightFile) -> tup
 
 
 def _soundfont(root: Path) -> tuple[str, Path]:
-    found = sorted(root.glob("usr/share/sounds/sf2/*.sf2"))
+    found = sorted(root.glob("usr/share/sounds/sf2/*.sf2")) + sorted(root.glob("usr/share/sounds/sf3/*.sf3"))
     if not found:
-        raise FileNotFoundError("no .sf2 file under usr/share/sounds/sf2")
+        raise FileNotFoundError("no SoundFont (.sf2 or .sf3) under usr/share/sounds/sf2 or sf3")
     return found[0].relative_to(root).as_posix(), found[0]
 
 
@@ -231,7 +230,7 @@ def note_items(root: Path, copyright: CopyrightFile, grid: dict) -> list[Item]:
         spec = NoteSpec(str(path), note.program, note.pitch, note.velocity, note.seconds)
         extra = {"family": note.family, "instrument": note.instrument, "program": note.program,
                  "pitch": note.pitch, "velocity": note.velocity}
-        items.append(Item(key, spec, [caption("note", key, **slots)], [note.family, note.instrument],
+        items.append(Item(key, spec, all_captions("note", key, **slots), [note.family, note.instrument],
                           copyright.licence_for(name), extra))
     return items
 
@@ -245,7 +244,7 @@ def drum_items(root: Path, copyright: CopyrightFile) -> list[Item]:
                  "loudness_adverb": f"{hit.loudness}ly"}
         spec = NoteSpec(str(path), hit.kit, hit.key, hit.velocity, 0.5, bank=DRUM_BANK)
         extra = {"kit": hit.kit_name, "instrument": hit.instrument, "pitch": hit.key, "velocity": hit.velocity}
-        items.append(Item(key, spec, [caption("drum_hit", key, **slots)], ["drum", hit.instrument],
+        items.append(Item(key, spec, all_captions("drum_hit", key, **slots), ["drum", hit.instrument],
                           copyright.licence_for(name), extra))
     return items
 
@@ -349,8 +348,6 @@ SOURCES: dict[str, SourceSpec] = {spec.package: spec for spec in (
     SourceSpec("warzone2100-data", "train", read_named_files, archives=("*.wz",),
                stopwords=frozenset({"wz", "sequenceaudio"})),
     SourceSpec("espeak-ng-data", "train", read_speech, kind="speech"),
-    # Optional: in an A/B it lifted real-voice digits but lowered the other sets (benchmarks/results/ab-flite-1200).
-    SourceSpec("flite", "train", read_flite, kind="speech", default=False),
     SourceSpec("music21-tunes", "train", read_music, kind="score", include=("bach", "ryansMammoth", "oneills1850"),
                pypi="music21", metadata=("fluid-soundfont-gm",)),
     SourceSpec("lincity-ng-data", "val", read_named_files),
@@ -363,6 +360,11 @@ SOURCES: dict[str, SourceSpec] = {spec.package: spec for spec in (
     SourceSpec("oxygen-sounds", "test", read_named_files, kind="notification", abbreviations=OXYGEN_ABBREVIATIONS),
     SourceSpec("sonic-pi-samples", "test", read_named_files, kind="instrument", context=1,
                abbreviations=SONIC_PI_ABBREVIATIONS),
+    # Added by the A/B in benchmarks/results/ab-soundfonts. They come last because the manifest lists
+    # clips in this order and the training sampler draws by position: moving them changes the weights.
+    SourceSpec("flite", "train", read_flite, kind="speech"),
+    SourceSpec("csound-soundfont", "train", read_training_notes, kind="note"),
+    SourceSpec("musescore-general-soundfont-small", "train", read_training_notes, kind="note"),
 )}
 
 EVAL_SOURCES: dict[str, SourceSpec] = {spec.package: spec for spec in (
@@ -371,15 +373,10 @@ EVAL_SOURCES: dict[str, SourceSpec] = {spec.package: spec for spec in (
 )}
 
 
-def default_sources() -> list[str]:
-    """The training, validation and test sources a build reads unless told otherwise (all but the
-    optional ones, such as ``flite``)."""
-    return [name for name, spec in SOURCES.items() if spec.default]
-
-
 def resolve_sources(names: list[str] | None) -> list[SourceSpec]:
-    """The specs for ``names`` (all default sources when None); refuses reserved packages."""
-    names = default_sources() if names is None else names
+    """The specs for ``names`` (all training, validation and test sources when None); refuses
+    reserved packages."""
+    names = list(SOURCES) if names is None else names
     for name in names:
         refuse_reserved(name)
         if name not in SOURCES and name not in EVAL_SOURCES:
