@@ -59,3 +59,12 @@ def zero_shot_accuracy(model, audio, truth: list[str], classes: list[str], templ
     correct = predicted == np.array([classes.index(name) for name in truth])
     low, high = bootstrap_interval(lambda idx: float(correct[idx].mean()), len(correct))
     return float(correct.mean()), low, high
+
+
+def print_accuracies(heading: str, sets: list[tuple[str, int, tuple[float, float, float]]], versus: str) -> None:
+    """One row per ``(name, clips, (accuracy, low, high))``, with each accuracy's ratio to the last row's."""
+    width = max(len(heading), *(len(name) for name, _, _ in sets))
+    reference = max(sets[-1][2][0], 1e-9)
+    print(f"{heading:{width}} {'clips':>6} {'accuracy':>9}  {'95% interval':13} {'/ ' + versus:>7}")
+    for name, n, (value, low, high) in sets:
+        print(f"{name:{width}} {n:>6} {value:>9.3f}  {low:.3f}-{high:.3f}   {value / reference:>6.2f}x")

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from measure import zero_shot_accuracy
+from measure import print_accuracies, zero_shot_accuracy
 
 import clapkit
 from clapkit.data.manifest import read_manifest, resolve
@@ -71,9 +71,7 @@ def main() -> None:
     held_out = accuracy(model, [str(resolve(manifest, c)) for c in clips], [c.labels[0] for c in clips], None)
     sets.append(("TimGM6mb (the eval set)", len(clips), held_out))
     print(f"model {args.model}; prompt {TASKS['offline_gm_family'].template!r}; chance {1 / len(GM_FAMILIES):.3f}")
-    print(f"{'notes played on':28} {'clips':>6} {'accuracy':>9}  {'95% interval':13} {'/ eval':>7}")
-    for name, n, (value, low, high) in sets:
-        print(f"{name:28} {n:>6} {value:>9.3f}  {low:.3f}-{high:.3f}   {value / max(held_out[0], 1e-9):>6.2f}x")
+    print_accuracies("notes played on", sets, "eval")
 
 
 if __name__ == "__main__":

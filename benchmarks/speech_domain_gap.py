@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from measure import zero_shot_accuracy
+from measure import print_accuracies, zero_shot_accuracy
 
 import clapkit
 from clapkit.data.manifest import read_manifest, resolve
@@ -96,9 +96,7 @@ def main() -> None:
     recorded = accuracy(model, [str(resolve(manifest, c)) for c in real], [c.labels[0] for c in real], None)
     sets.append(("real (FSDD)", len(real), recorded))
     print(f"model {args.model}; prompt {TASKS['offline_digits'].template!r}; chance 0.100")
-    print(f"{'set':26} {'clips':>6} {'accuracy':>9}  {'95% interval':13} {'/ real':>7}")
-    for name, n, (value, low, high) in sets:
-        print(f"{name:26} {n:>6} {value:>9.3f}  {low:.3f}-{high:.3f}   {value / max(recorded[0], 1e-9):>6.2f}x")
+    print_accuracies("set", sets, "real")
 
 
 if __name__ == "__main__":
