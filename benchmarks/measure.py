@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -48,23 +49,37 @@ def zero_shot(pipeline, paths: list[str], labels: list[str]) -> tuple[torch.Tens
     return audio, (torch.nn.functional.normalize(audio, dim=-1) @ text.T).argmax(1)
 
 
+class ZeroShot(NamedTuple):
+    accuracy: float
+    low: float  # 95 % bootstrap interval
+    high: float
+    by_class: dict[str, float]  # accuracy on each class's clips
+
+
 def zero_shot_accuracy(model, audio, truth: list[str], classes: list[str], template: str,
-                       sample_rate: int | None) -> tuple[float, float, float]:
-    """Top-1 accuracy of ``model`` naming each clip's class with ``template`` prompts, and its 95 %
-    bootstrap interval: (accuracy, low, high)."""
+                       sample_rate: int | None) -> ZeroShot:
+    """Top-1 accuracy of ``model`` naming each clip's class with ``template`` prompts."""
     from clapkit.eval.metrics import bootstrap_interval
 
     text = model.embed_text([template.format(name) for name in classes])
     predicted = (model.embed_audio(audio, sample_rate=sample_rate) @ text.T).argmax(1).numpy()
-    correct = predicted == np.array([classes.index(name) for name in truth])
+    labels = np.array([classes.index(name) for name in truth])
+    correct = predicted == labels
     low, high = bootstrap_interval(lambda idx: float(correct[idx].mean()), len(correct))
-    return float(correct.mean()), low, high
+    by_class = {name: float(correct[labels == c].mean()) for c, name in enumerate(classes) if (labels == c).any()}
+    return ZeroShot(float(correct.mean()), low, high, by_class)
 
 
-def print_accuracies(heading: str, sets: list[tuple[str, int, tuple[float, float, float]]], versus: str) -> None:
-    """One row per ``(name, clips, (accuracy, low, high))``, with each accuracy's ratio to the last row's."""
+def print_accuracies(heading: str, sets: list[tuple[str, int, ZeroShot]], versus: str) -> None:
+    """One row per ``(name, clips, result)`` with each accuracy's ratio to the last row's, then each
+    set's accuracy per class."""
     width = max(len(heading), *(len(name) for name, _, _ in sets))
-    reference = max(sets[-1][2][0], 1e-9)
+    reference = max(sets[-1][2].accuracy, 1e-9)
     print(f"{heading:{width}} {'clips':>6} {'accuracy':>9}  {'95% interval':13} {'/ ' + versus:>7}")
-    for name, n, (value, low, high) in sets:
-        print(f"{name:{width}} {n:>6} {value:>9.3f}  {low:.3f}-{high:.3f}   {value / reference:>6.2f}x")
+    for name, n, result in sets:
+        print(f"{name:{width}} {n:>6} {result.accuracy:>9.3f}  {result.low:.3f}-{result.high:.3f}   "
+              f"{result.accuracy / reference:>6.2f}x")
+    classes = list(sets[-1][2].by_class)
+    print(f"\naccuracy per class\n{'':{width}} " + " ".join(f"{name[:7]:>7}" for name in classes))
+    for name, _, result in sets:
+        print(f"{name:{width}} " + " ".join(f"{result.by_class.get(c, float('nan')):>7.2f}" for c in classes))

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from measure import print_accuracies, zero_shot_accuracy
+from measure import ZeroShot, print_accuracies, zero_shot_accuracy
 
 import clapkit
 from clapkit.data.manifest import read_manifest, resolve
@@ -44,7 +44,7 @@ def rendered_grid(soundfont: Path) -> tuple[list[np.ndarray], list[str]]:
     return waves, [n.family for n in notes]
 
 
-def accuracy(model, audio, families: list[str], sample_rate: int | None) -> tuple[float, float, float]:
+def accuracy(model, audio, families: list[str], sample_rate: int | None) -> ZeroShot:
     return zero_shot_accuracy(model, audio, families, list(GM_FAMILIES), TASKS["offline_gm_family"].template,
                               sample_rate)
 

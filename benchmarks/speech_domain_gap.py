@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from measure import print_accuracies, zero_shot_accuracy
+from measure import ZeroShot, print_accuracies, zero_shot_accuracy
 
 import clapkit
 from clapkit.data.manifest import read_manifest, resolve
@@ -69,7 +69,7 @@ def flite_renditions() -> tuple[list[np.ndarray], list[str]]:
     return [spec.render(16000) for spec in held_out], [spec.text for spec in held_out]
 
 
-def accuracy(model, audio, words: list[str], sample_rate: int | None) -> tuple[float, float, float]:
+def accuracy(model, audio, words: list[str], sample_rate: int | None) -> ZeroShot:
     return zero_shot_accuracy(model, audio, words, DIGITS, TASKS["offline_digits"].template, sample_rate)
 
 
