@@ -70,6 +70,15 @@ def zero_shot_accuracy(model, audio, truth: list[str], classes: list[str], templ
     return ZeroShot(float(correct.mean()), low, high, by_class)
 
 
+def manifest_accuracy(model, manifest: Path, classes: list[str], template: str) -> tuple[int, ZeroShot]:
+    """(clips, zero-shot result) on an evaluation manifest, each clip's first label its class."""
+    from clapkit.data.manifest import read_manifest, resolve
+
+    clips = read_manifest(manifest)
+    paths = [str(resolve(manifest, clip)) for clip in clips]
+    return len(clips), zero_shot_accuracy(model, paths, [clip.labels[0] for clip in clips], classes, template, None)
+
+
 def print_accuracies(heading: str, sets: list[tuple[str, int, ZeroShot]], versus: str) -> None:
     """One row per ``(name, clips, result)`` with each accuracy's ratio to the last row's, then each
     set's accuracy per class."""

@@ -25,10 +25,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from measure import ZeroShot, print_accuracies, zero_shot_accuracy
+from measure import ZeroShot, manifest_accuracy, print_accuracies, zero_shot_accuracy
 
 import clapkit
-from clapkit.data.manifest import read_manifest, resolve
 from clapkit.data.offline.gm import GM_FAMILIES, note_grid
 from clapkit.data.offline.synth import NoteSpec
 from clapkit.eval.tasks import TASKS
@@ -66,10 +65,9 @@ def main() -> None:
         waves, families = rendered_grid(Path(path))
         print(f"rendered {len(waves)} notes on {Path(path).name} in {time.perf_counter() - started:.1f} s")
         sets.append((label, len(waves), accuracy(model, waves, families, SAMPLE_RATE)))
-    manifest = Path(args.data_root) / "offline" / "eval_gm.jsonl"
-    clips = read_manifest(manifest)
-    held_out = accuracy(model, [str(resolve(manifest, c)) for c in clips], [c.labels[0] for c in clips], None)
-    sets.append(("TimGM6mb (the eval set)", len(clips), held_out))
+    clips, held_out = manifest_accuracy(model, Path(args.data_root) / "offline" / "eval_gm.jsonl",
+                                        list(GM_FAMILIES), TASKS["offline_gm_family"].template)
+    sets.append(("TimGM6mb (the eval set)", clips, held_out))
     print(f"model {args.model}; prompt {TASKS['offline_gm_family'].template!r}; chance {1 / len(GM_FAMILIES):.3f}")
     print_accuracies("notes played on", sets, "eval")
 

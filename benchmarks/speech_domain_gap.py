@@ -25,10 +25,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from measure import ZeroShot, print_accuracies, zero_shot_accuracy
+from measure import ZeroShot, manifest_accuracy, print_accuracies, zero_shot_accuracy
 
 import clapkit
-from clapkit.data.manifest import read_manifest, resolve
 from clapkit.data.offline.licences import CopyrightFile
 from clapkit.data.offline.speech import (
     ENGLISH,
@@ -81,8 +80,6 @@ def main() -> None:
     args = parser.parse_args()
 
     model = clapkit.load(args.model)
-    manifest = Path(args.data_root) / "offline" / "eval_digits.jsonl"
-    real = read_manifest(manifest)
     started = time.perf_counter()
     waves, words = held_out_renditions(args.per_digit)
     print(f"rendered {len(waves)} held-out espeak-ng clips in {time.perf_counter() - started:.1f} s")
@@ -93,8 +90,9 @@ def main() -> None:
         sets.append(("flite, held out", len(words), accuracy(model, waves, words, 16000)))
     else:
         print("flite is not installed (apt-get install flite): its set is left out")
-    recorded = accuracy(model, [str(resolve(manifest, c)) for c in real], [c.labels[0] for c in real], None)
-    sets.append(("real (FSDD)", len(real), recorded))
+    clips, recorded = manifest_accuracy(model, Path(args.data_root) / "offline" / "eval_digits.jsonl", DIGITS,
+                                        TASKS["offline_digits"].template)
+    sets.append(("real (FSDD)", clips, recorded))
     print(f"model {args.model}; prompt {TASKS['offline_digits'].template!r}; chance 0.100")
     print_accuracies("set", sets, "real")
 

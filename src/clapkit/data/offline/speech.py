@@ -117,11 +117,7 @@ def speech_items(root: Path, copyright: CopyrightFile, spoken: Sequence[Utteranc
             pitch = stable_choice([25, 35, 50, 65, 80], key, salt="pitch")
             gender, language = variants[variant], LANGUAGES[code]
             spec = SpeechSpec(str(data), utterance.text, f"{code}+{variant}", speed, pitch)
-            text = caption("speech", key, speaker=SPEAKERS[gender], phrase=utterance.phrase, language=language)
-            labels = ["speech", language, *([gender] if gender else []), utterance.text.rstrip(".")]
-            extra = {"words": utterance.text, "language": language, "gender": gender, "voice": f"{code}+{variant}",
-                     "speech_kind": utterance.kind}
-            items.append(Item(key, spec, [text], labels, licence, extra))
+            items.append(_spoken_item(key, spec, utterance, language, gender, f"{code}+{variant}", licence))
     return items, []
 
 
@@ -135,9 +131,16 @@ def flite_items(licence: str) -> list[Item]:
             gender = FLITE_VOICES[voice]
             stretch = stable_choice([0.8, 0.9, 1.0, 1.15, 1.3], key, salt="stretch")
             pitch = stable_choice(FLITE_PITCHES[gender], key, salt="pitch")
-            text = caption("speech", key, speaker=SPEAKERS[gender], phrase=utterance.phrase, language="English")
-            extra = {"words": utterance.text, "language": "English", "gender": gender, "voice": f"flite+{voice}",
-                     "speech_kind": utterance.kind}
-            items.append(Item(key, FliteSpec(utterance.text, voice, stretch, pitch), [text],
-                              ["speech", "English", gender, utterance.text.rstrip(".")], licence, extra))
+            spec = FliteSpec(utterance.text, voice, stretch, pitch)
+            items.append(_spoken_item(key, spec, utterance, "English", gender, f"flite+{voice}", licence))
     return items
+
+
+def _spoken_item(key: str, spec: SpeechSpec | FliteSpec, utterance: Utterance, language: str, gender: str,
+                 voice: str, licence: str) -> Item:
+    """One rendition of ``utterance``: its caption, labels and metadata, whichever engine speaks it."""
+    text = caption("speech", key, speaker=SPEAKERS[gender], phrase=utterance.phrase, language=language)
+    labels = ["speech", language, *([gender] if gender else []), utterance.text.rstrip(".")]
+    extra = {"words": utterance.text, "language": language, "gender": gender, "voice": voice,
+             "speech_kind": utterance.kind}
+    return Item(key, spec, [text], labels, licence, extra)
