@@ -238,3 +238,19 @@ def test_band_limit_is_seeded_and_off_by_default(tmp_path):
     assert all(not torch.equal(a.waveforms, b.waveforms) for a, b in zip(plain, limited[0]))
     with pytest.raises(UsageError, match="band_limit"):
         train(manifest, band_limit=1.5)
+
+
+def test_gain_makes_clips_quieter_by_a_seeded_factor_and_is_off_by_default(tmp_path):
+    manifest = make_clips(tmp_path / "clips", n=8)
+    plain = list(train(manifest).batches(0))
+    assert_same(plain, list(train(manifest, gain_db=0.0).batches(0)))
+    quieter = [list(train(manifest, gain_db=24.0).batches(0)) for _ in range(2)]
+    assert_same(*quieter)
+    for before, after in zip(plain, quieter[0]):
+        for a, b in zip(before.waveforms, after.waveforms):
+            factor = float(b.abs().max() / a.abs().max())
+            assert 10 ** (-24 / 20) - 1e-6 <= factor <= 1 + 1e-6
+            torch.testing.assert_close(b, a * factor, rtol=1e-5, atol=1e-6)  # the same sound, only quieter
+    assert any(not torch.equal(a.waveforms, b.waveforms) for a, b in zip(plain, quieter[0]))
+    with pytest.raises(UsageError, match="gain_db"):
+        train(manifest, gain_db=-3)

@@ -212,11 +212,18 @@ def band_limited(wave: np.ndarray, sample_rate: int, rng: np.random.Generator) -
     return np.ascontiguousarray(np.resize(restored, wave.shape), dtype=np.float32)
 
 
+def attenuated(wave: np.ndarray, gain_db: float, rng: np.random.Generator) -> np.ndarray:
+    """``wave`` made quieter by a uniform random 0 to ``gain_db`` dB: the corpus's sounds are mostly
+    normalised near full scale, recordings in the wild are not."""
+    return (wave * np.float32(10 ** (-rng.uniform(0, gain_db) / 20))).astype(np.float32)
+
+
 def decode_clip(clip: ClipRef, sample_rate: int, clip_samples: int, crop: str,
-                rng: np.random.Generator | None, fill: str = "repeat", band_limit: float = 0.0) -> np.ndarray:
+                rng: np.random.Generator | None, fill: str = "repeat", band_limit: float = 0.0,
+                gain_db: float = 0.0) -> np.ndarray:
     """``(clip_samples,)`` float32: the clip decoded at ``sample_rate`` and cropped, or filled as
-    ``fill`` says (the model's ``short_clip``) when shorter; with probability ``band_limit`` (random
-    crops only) band-limited (:func:`band_limited`)."""
+    ``fill`` says (the model's ``short_clip``) when shorter; random crops only: with probability
+    ``band_limit`` band-limited (:func:`band_limited`), and with ``gain_db`` attenuated (:func:`attenuated`)."""
     source = clip.path if clip.offset < 0 else _read_member(clip)
     if crop == "start":  # decodes only the first clip_samples samples
         with closing(iter_windows(source, sample_rate, clip_samples, policy="start", name=clip.name,
@@ -225,7 +232,9 @@ def decode_clip(clip: ClipRef, sample_rate: int, clip_samples: int, crop: str,
     wave = load_audio(source, sample_rate, name=clip.name)  # one decoding pass (iter_windows would take two)
     cropped = fit_length(wave, clip_samples, "random", rng=rng, fill=fill)[0]
     if band_limit > 0 and rng.random() < band_limit:  # no draw at 0: runs without it stay as they were
-        return band_limited(cropped, sample_rate, rng)
+        cropped = band_limited(cropped, sample_rate, rng)
+    if gain_db > 0:
+        cropped = attenuated(cropped, gain_db, rng)
     return cropped
 
 
@@ -235,9 +244,10 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def __init__(self, clips: list[ClipRef], *, sample_rate: int, clip_samples: int, crop: str,
                  seed: int | None, epoch: int, fill: str = "repeat", band_limit: float = 0.0,
-                 mixture: TaskMixture | None = None):
+                 gain_db: float = 0.0, mixture: TaskMixture | None = None):
         self.clips, self.sample_rate, self.clip_samples = clips, sample_rate, clip_samples
         self.crop, self.seed, self.epoch, self.fill, self.band_limit = crop, seed, epoch, fill, band_limit
+        self.gain_db = gain_db
         self.mixture = mixture
 
     def __len__(self) -> int:
@@ -257,7 +267,8 @@ class ClipDataset(torch.utils.data.Dataset):
         else:
             rng, caption = None, clip.captions[0]
         try:
-            wave = decode_clip(clip, self.sample_rate, self.clip_samples, self.crop, rng, self.fill, self.band_limit)
+            wave = decode_clip(clip, self.sample_rate, self.clip_samples, self.crop, rng, self.fill, self.band_limit,
+                               self.gain_db)
             return index, wave, caption, None
         except AudioError as e:
             message = one_line(e)
@@ -318,13 +329,15 @@ class TrainData:
 
     def __init__(self, sources: Sequence[str | Path], *, sample_rate: int, clip_samples: int,
                  global_batch_size: int, seed: int, rank: int = 0, world_size: int = 1, workers: int = 0,
-                 crop: str = "random", fill: str = "repeat", band_limit: float = 0.0,
+                 crop: str = "random", fill: str = "repeat", band_limit: float = 0.0, gain_db: float = 0.0,
                  mixture: TaskMixture | None = None):
         self.sample_rate, self.clip_samples, self.workers = _audio_args(sample_rate, clip_samples, workers)
         self.fill = _fill(fill)
         if not 0 <= band_limit <= 1:
             raise UsageError(f"band_limit is a probability within [0, 1], got {band_limit}")
-        self.band_limit = band_limit
+        if not 0 <= gain_db <= 60:
+            raise UsageError(f"gain_db is an attenuation within [0, 60] dB, got {gain_db}")
+        self.band_limit, self.gain_db = band_limit, gain_db
         self.global_batch_size = _count(global_batch_size, "global_batch_size", 1)
         self.seed = _count(seed, "seed", 0)
         self.world_size = _count(world_size, "world_size", 1)
@@ -376,7 +389,7 @@ class TrainData:
             raise UsageError(f"start_step {start_step} is beyond the epoch's {self.steps_per_epoch} steps")
         dataset = ClipDataset(self.clips, sample_rate=self.sample_rate, clip_samples=self.clip_samples,
                               crop=self.crop, seed=self.seed, epoch=_count(epoch, "epoch", 0), fill=self.fill,
-                              band_limit=self.band_limit, mixture=self.mixture)
+                              band_limit=self.band_limit, gain_db=self.gain_db, mixture=self.mixture)
         steps = self._steps(self.order(epoch), start_step, self.steps_per_epoch)
         return _batches(dataset, steps, start_step, self.workers)
 

@@ -133,7 +133,7 @@ class Trainer:
         self.data = TrainData(config.train, sample_rate=frontend.sample_rate, clip_samples=self.model_config.clip_samples,
                               global_batch_size=config.batch_size, seed=config.seed, rank=world.rank,
                               world_size=world.world_size, workers=config.workers, fill=frontend.short_clip,
-                              band_limit=config.band_limit, mixture=self.mixture)
+                              band_limit=config.band_limit, gain_db=config.gain_db, mixture=self.mixture)
         # Each --val source is its own retrieval set, reported under its name.
         self.vals = {source: ValData([source], sample_rate=frontend.sample_rate, fill=frontend.short_clip,
                                      clip_samples=self.model_config.clip_samples) for source in config.val}

@@ -38,6 +38,7 @@ FLAGS = {  # flag -> help; the default and the type come from TrainConfig
     "tasks": "audio-pretrain: the task mixture as task=weight,... (default: every task at its default weight: "
              + ", ".join(f"{name}={task.weight:g}" for name, task in TASKS.items()) + ")",
     "band_limit": "probability that a training clip is band-limited to 8, 11.025 or 16 kHz (telephone-like audio)",
+    "gain_db": "make each training clip quieter by a random 0 to GAIN_DB dB (level invariance; 0: off)",
     "spec_augment": "SpecAugment on the log-mel as TIMExFRAMES,MELxBANDS, e.g. 2x50,2x8: two time masks of up to "
                     "50 frames and two masks of up to 8 mel bands per training clip, filled with the clip's mean",
     "lock_text": "freeze the text tower (LiT-style)", "lock_audio": "freeze the audio tower",
