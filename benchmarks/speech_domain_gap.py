@@ -7,7 +7,9 @@ sound of someone saying seven"), on three sets of the same words:
   other voice, rate and pitch draws; a draw equal to a corpus clip is left out), rendered now;
 - **flite, held out** (where the ``flite`` program is installed): a second synthesizer's four
   English voices at two rates and three pitches, less any draw the corpus's ``flite`` source holds;
-- **real:** FSDD's recordings (the offline digits task, ``eval_digits.jsonl``).
+- **real:** FSDD's recordings (the offline digits task, ``eval_digits.jsonl``), also each scaled to
+  a peak of -1 dBFS (as loud as the corpus's voices) and made 20 dB quieter: a model that reads
+  level as content changes its answers with the level.
 
 If the synthetic sets score high and the real one low, the text side matches digit words and the
 gap is in the voices; if all are low, it is in the prompts' alignment. Prints each accuracy with a
@@ -28,6 +30,8 @@ import numpy as np
 from measure import ZeroShot, manifest_accuracy, print_accuracies, zero_shot_accuracy
 
 import clapkit
+from clapkit.audio import load_audio
+from clapkit.data.manifest import read_manifest, resolve
 from clapkit.data.offline.licences import CopyrightFile
 from clapkit.data.offline.speech import (
     ENGLISH,
@@ -68,6 +72,16 @@ def flite_renditions() -> tuple[list[np.ndarray], list[str]]:
     return [spec.render(16000) for spec in held_out], [spec.text for spec in held_out]
 
 
+def at_levels(manifest: Path, sample_rate: int) -> tuple[dict[str, list[np.ndarray]], list[str]]:
+    """The manifest's clips peak-normalised to -1 dBFS and 20 dB quieter than recorded, and their words."""
+    clips = read_manifest(manifest)
+    waves = [load_audio(resolve(manifest, clip), sample_rate) for clip in clips]
+    peak = 10 ** (-1 / 20)
+    levels = {"real, peak -1 dBFS": [w * np.float32(peak / max(float(np.abs(w).max()), 1e-6)) for w in waves],
+              "real, 20 dB quieter": [w * np.float32(0.1) for w in waves]}
+    return levels, [clip.labels[0] for clip in clips]
+
+
 def accuracy(model, audio, words: list[str], sample_rate: int | None) -> ZeroShot:
     return zero_shot_accuracy(model, audio, words, DIGITS, TASKS["offline_digits"].template, sample_rate)
 
@@ -90,8 +104,10 @@ def main() -> None:
         sets.append(("flite, held out", len(words), accuracy(model, waves, words, 16000)))
     else:
         print("flite is not installed (apt-get install flite): its set is left out")
-    clips, recorded = manifest_accuracy(model, Path(args.data_root) / "offline" / "eval_digits.jsonl", DIGITS,
-                                        TASKS["offline_digits"].template)
+    manifest = Path(args.data_root) / "offline" / "eval_digits.jsonl"
+    levels, words = at_levels(manifest, 32000)
+    sets += [(name, len(words), accuracy(model, waves, words, 32000)) for name, waves in levels.items()]
+    clips, recorded = manifest_accuracy(model, manifest, DIGITS, TASKS["offline_digits"].template)
     sets.append(("real (FSDD)", clips, recorded))
     print(f"model {args.model}; prompt {TASKS['offline_digits'].template!r}; chance 0.100")
     print_accuracies("set", sets, "real")

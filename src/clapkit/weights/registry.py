@@ -47,7 +47,7 @@ PRETRAINED: dict[str, Pretrained] = {
                    "clapkit on its offline corpus v2, shipped in the package",
                    "GPL-3.0-or-later (weights; the MiniLM text tower is Apache-2.0, from its own package)",
                    "clapkit, docs/models/clapkit-small.md",
-                   sha256="e0f3a79096b7c7690d6edf94da6b01f96fd82c2891fc904278a3eeb735815de1", shipped=True),
+                   sha256="9a8cc00447421c5c7aac7d77b1033fd8e838ad6de4dd20c79cfac1ac533490b0", shipped=True),
         Pretrained("msclap-2023", "msclap-2023", "microsoft/msclap", "CLAP_weights_2023.pth", "msclap", "gpt2",
                    "Microsoft CLAP 2023 (HTSAT-22 + GPT-2), 1024-d, 44.1 kHz, 7 s", *_MSCLAP),
         Pretrained("msclap-2022", "msclap-2022", "microsoft/msclap", "CLAP_weights_2022.pth", "msclap", "bert-base-uncased",
