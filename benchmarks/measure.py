@@ -79,15 +79,18 @@ def manifest_accuracy(model, manifest: Path, classes: list[str], template: str) 
     return len(clips), zero_shot_accuracy(model, paths, [clip.labels[0] for clip in clips], classes, template, None)
 
 
-def print_accuracies(heading: str, sets: list[tuple[str, int, ZeroShot]], versus: str) -> None:
-    """One row per ``(name, clips, result)`` with each accuracy's ratio to the last row's, then each
-    set's accuracy per class."""
+def print_accuracies(heading: str, sets: list[tuple[str, int, ZeroShot]], versus: str,
+                     per_class: bool = True) -> None:
+    """One row per ``(name, clips, result)`` with each accuracy's ratio to the last row's, then (with
+    ``per_class``) each set's accuracy per class."""
     width = max(len(heading), *(len(name) for name, _, _ in sets))
     reference = max(sets[-1][2].accuracy, 1e-9)
     print(f"{heading:{width}} {'clips':>6} {'accuracy':>9}  {'95% interval':13} {'/ ' + versus:>7}")
     for name, n, result in sets:
         print(f"{name:{width}} {n:>6} {result.accuracy:>9.3f}  {result.low:.3f}-{result.high:.3f}   "
               f"{result.accuracy / reference:>6.2f}x")
+    if not per_class:
+        return
     classes = list(sets[-1][2].by_class)
     print(f"\naccuracy per class\n{'':{width}} " + " ".join(f"{name[:7]:>7}" for name in classes))
     for name, _, result in sets:

@@ -13,7 +13,7 @@ from clapkit.data.manifest import Clip, write_manifest
 from clapkit.data.shards import write_shards
 from clapkit.errors import ManifestError, UsageError
 from clapkit.train import data as train_data
-from clapkit.train.data import TrainData, ValData
+from clapkit.train.data import TrainData, ValData, WaveAugment
 
 RATE, N = 8000, 400  # model rate, clip_samples (50 ms)
 CLIPS = 22  # with B=4: 5 steps, a dropped tail of 2
@@ -232,19 +232,18 @@ def test_band_limiting_removes_what_a_lower_rate_cannot_hold():
 def test_band_limit_is_seeded_and_off_by_default(tmp_path):
     manifest = make_clips(tmp_path / "clips", n=8)
     plain = list(train(manifest, sample_rate=32000).batches(0))
-    assert_same(plain, list(train(manifest, sample_rate=32000, band_limit=0.0).batches(0)))
-    limited = [list(train(manifest, sample_rate=32000, band_limit=1.0).batches(0)) for _ in range(2)]
+    assert_same(plain, list(train(manifest, sample_rate=32000, augment=WaveAugment(band_limit=0.0)).batches(0)))
+    limited = [list(train(manifest, sample_rate=32000, augment=WaveAugment(band_limit=1.0)).batches(0))
+               for _ in range(2)]
     assert_same(*limited)
     assert all(not torch.equal(a.waveforms, b.waveforms) for a, b in zip(plain, limited[0]))
-    with pytest.raises(UsageError, match="band_limit"):
-        train(manifest, band_limit=1.5)
 
 
 def test_gain_makes_clips_quieter_by_a_seeded_factor_and_is_off_by_default(tmp_path):
     manifest = make_clips(tmp_path / "clips", n=8)
     plain = list(train(manifest).batches(0))
-    assert_same(plain, list(train(manifest, gain_db=0.0).batches(0)))
-    quieter = [list(train(manifest, gain_db=24.0).batches(0)) for _ in range(2)]
+    assert_same(plain, list(train(manifest, augment=WaveAugment(gain_db=0.0)).batches(0)))
+    quieter = [list(train(manifest, augment=WaveAugment(gain_db=24.0)).batches(0)) for _ in range(2)]
     assert_same(*quieter)
     for before, after in zip(plain, quieter[0]):
         for a, b in zip(before.waveforms, after.waveforms):
@@ -252,5 +251,35 @@ def test_gain_makes_clips_quieter_by_a_seeded_factor_and_is_off_by_default(tmp_p
             assert 10 ** (-24 / 20) - 1e-6 <= factor <= 1 + 1e-6
             torch.testing.assert_close(b, a * factor, rtol=1e-5, atol=1e-6)  # the same sound, only quieter
     assert any(not torch.equal(a.waveforms, b.waveforms) for a, b in zip(plain, quieter[0]))
-    with pytest.raises(UsageError, match="gain_db"):
-        train(manifest, gain_db=-3)
+
+
+def test_noise_is_added_at_an_snr_within_its_range_and_is_seeded_and_off_by_default(tmp_path):
+    manifest = make_clips(tmp_path / "clips", n=8)
+    plain = list(train(manifest).batches(0))
+    assert_same(plain, list(train(manifest, augment=WaveAugment(noise=0.0)).batches(0)))
+    noisy = [list(train(manifest, augment=WaveAugment(noise=1.0)).batches(0)) for _ in range(2)]
+    assert_same(*noisy)
+    low, high = train_data.NOISE_SNR_DB
+    for before, after in zip(plain, noisy[0]):
+        for a, b in zip(before.waveforms.double(), after.waveforms.double()):
+            snr = 10 * torch.log10(a.square().mean() / (b - a).square().mean())
+            assert low - 0.01 <= float(snr) <= high + 0.01
+
+
+def test_the_noise_bank_ranges_from_white_to_brown_and_is_the_same_in_every_process():
+    bank = train_data.noise_bank(16000)
+    assert bank.shape == (len(train_data.NOISE_SLOPES), 32000) and bank.dtype == np.float32
+    np.testing.assert_allclose(bank.std(axis=1), 1.0, rtol=1e-4)
+    power = np.abs(np.fft.rfft(bank)) ** 2
+    per_octave = np.log10(power[:, 8000:16000].mean(1) / power[:, 1000:2000].mean(1)) * 10 / 3
+    np.testing.assert_allclose(per_octave, -3.0103 * np.array(train_data.NOISE_SLOPES), atol=0.3)
+    train_data.noise_bank.cache_clear()
+    np.testing.assert_array_equal(train_data.noise_bank(16000), bank)  # from a fixed seed, not the process's
+    assert not train_data.with_noise(np.zeros(100, np.float32), np.random.default_rng(0)).any()  # silence stays
+
+
+@pytest.mark.parametrize("augment, field", [({"band_limit": 1.5}, "band_limit"), ({"noise": -0.1}, "noise"),
+                                            ({"gain_db": -3}, "gain_db"), ({"gain_db": 61}, "gain_db")])
+def test_an_augmentation_out_of_range_is_a_usage_error_naming_it(augment, field):
+    with pytest.raises(UsageError, match=field):
+        WaveAugment(**augment)

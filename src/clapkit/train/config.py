@@ -45,6 +45,7 @@ class TrainConfig:
     workers: int = 0
     band_limit: float = 0.0                       # probability of band-limiting a training clip to 8-16 kHz
     gain_db: float = 0.0                          # training clips made quieter by a random 0 to gain_db dB
+    noise: float = 0.0                            # probability of adding a noise floor (10-40 dB SNR) to a clip
     spec_augment: str | None = None               # "TxW,FxV": SpecAugment masks on the log-mel (training only)
     tasks: str | None = None                      # audio-pretrain: "task=weight,..."; None: every task
     lock_text: bool = False

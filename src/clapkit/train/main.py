@@ -39,6 +39,8 @@ FLAGS = {  # flag -> help; the default and the type come from TrainConfig
              + ", ".join(f"{name}={task.weight:g}" for name, task in TASKS.items()) + ")",
     "band_limit": "probability that a training clip is band-limited to 8, 11.025 or 16 kHz (telephone-like audio)",
     "gain_db": "make each training clip quieter by a random 0 to GAIN_DB dB (level invariance; 0: off)",
+    "noise": "probability that a training clip gets a recording's noise floor: white to brown Gaussian noise at a "
+             "random 10-40 dB SNR",
     "spec_augment": "SpecAugment on the log-mel as TIMExFRAMES,MELxBANDS, e.g. 2x50,2x8: two time masks of up to "
                     "50 frames and two masks of up to 8 mel bands per training clip, filled with the clip's mean",
     "lock_text": "freeze the text tower (LiT-style)", "lock_audio": "freeze the audio tower",
