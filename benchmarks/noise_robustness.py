@@ -3,7 +3,7 @@
 The offline evaluation sets are clean (rendered drums and GM notes) or quiet home recordings (FSDD);
 sound in the wild comes with hiss, hum and room tone. Each set is scored as it is and with white and
 pink Gaussian noise added at 30, 20 and 10 dB SNR against each clip's RMS (the training noise bank's
-white and pink rows, ``clapkit.train.data.noise_bank``, at a fixed offset per clip: the same noise
+white and pink rows, ``clapkit.train.augment.noise_bank``, at a fixed offset per clip: the same noise
 for every model). Prints each accuracy with its 95 % bootstrap interval and its ratio to the clean
 score.
 
@@ -21,7 +21,7 @@ import clapkit
 from clapkit.audio import load_audio
 from clapkit.eval.data import load_task_data
 from clapkit.eval.tasks import TASKS
-from clapkit.train.data import NOISE_SLOPES, noise_at_snr, noise_bank
+from clapkit.train.augment import NOISE_SLOPES, noise_at_snr, noise_bank
 
 SAMPLE_RATE = 32000
 COLOURS = {"white": NOISE_SLOPES.index(0.0), "pink": NOISE_SLOPES.index(1.0)}

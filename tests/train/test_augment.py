@@ -1,10 +1,20 @@
-"""SpecAugment: time and mel-band stripes on the encoder's log-mel input, in training mode only."""
+"""Training augmentations: a clip's waveform (band-limited, a noise floor, checked ranges) and SpecAugment
+(time and mel-band stripes on the encoder's log-mel input, in training mode only)."""
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from clapkit.errors import UsageError
-from clapkit.train.augment import SpecAugment, attach
+from clapkit.train.augment import (
+    NOISE_SLOPES,
+    SpecAugment,
+    WaveAugment,
+    attach,
+    band_limited,
+    noise_bank,
+    with_noise,
+)
 
 
 @pytest.mark.parametrize("spec", ["2x50", "2x50,2", "ax1,1x1", "-1x5,1x1", ""])
@@ -51,3 +61,33 @@ def test_the_hook_masks_in_training_mode_only():
     assert not torch.equal(encoder.train()(features, None), features)
     handle.remove()
     assert torch.equal(encoder(features), features)
+
+
+def test_band_limiting_removes_what_a_lower_rate_cannot_hold():
+    rate = 32000
+    t = np.arange(rate) / rate
+    wave = (0.3 * np.sin(2 * np.pi * 1000 * t) + 0.3 * np.sin(2 * np.pi * 12000 * t)).astype(np.float32)
+    limited = band_limited(wave, rate, np.random.default_rng(0))
+    spectrum = np.abs(np.fft.rfft(limited))
+    assert limited.shape == wave.shape and limited.dtype == np.float32
+    assert spectrum[12000] < 0.01 * spectrum[1000]  # 12 kHz is above the Nyquist of 8, 11.025 and 16 kHz
+    assert spectrum[1000] > 0.5 * np.abs(np.fft.rfft(wave))[1000]
+
+
+def test_the_noise_bank_ranges_from_white_to_brown_and_is_the_same_in_every_process():
+    bank = noise_bank(16000)
+    assert bank.shape == (len(NOISE_SLOPES), 32000) and bank.dtype == np.float32
+    np.testing.assert_allclose(bank.std(axis=1), 1.0, rtol=1e-4)
+    power = np.abs(np.fft.rfft(bank)) ** 2
+    per_octave = np.log10(power[:, 8000:16000].mean(1) / power[:, 1000:2000].mean(1)) * 10 / 3
+    np.testing.assert_allclose(per_octave, -3.0103 * np.array(NOISE_SLOPES), atol=0.3)
+    noise_bank.cache_clear()
+    np.testing.assert_array_equal(noise_bank(16000), bank)  # from a fixed seed, not the process's
+    assert not with_noise(np.zeros(100, np.float32), np.random.default_rng(0)).any()  # silence stays
+
+
+@pytest.mark.parametrize("settings, field", [({"band_limit": 1.5}, "band_limit"), ({"noise": -0.1}, "noise"),
+                                            ({"gain_db": -3}, "gain_db"), ({"gain_db": 61}, "gain_db")])
+def test_an_augmentation_out_of_range_is_a_usage_error_naming_it(settings, field):
+    with pytest.raises(UsageError, match=field):
+        WaveAugment(**settings)

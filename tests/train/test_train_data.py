@@ -13,7 +13,8 @@ from clapkit.data.manifest import Clip, write_manifest
 from clapkit.data.shards import write_shards
 from clapkit.errors import ManifestError, UsageError
 from clapkit.train import data as train_data
-from clapkit.train.data import TrainData, ValData, WaveAugment
+from clapkit.train.augment import NOISE_SNR_DB, WaveAugment
+from clapkit.train.data import TrainData, ValData
 
 RATE, N = 8000, 400  # model rate, clip_samples (50 ms)
 CLIPS = 22  # with B=4: 5 steps, a dropped tail of 2
@@ -218,17 +219,6 @@ def test_a_manifest_split_can_be_selected(tmp_path):
         index_sources([f"{tmp_path / 'm.jsonl'}#test"])
 
 
-def test_band_limiting_removes_what_a_lower_rate_cannot_hold():
-    rate = 32000
-    t = np.arange(rate) / rate
-    wave = (0.3 * np.sin(2 * np.pi * 1000 * t) + 0.3 * np.sin(2 * np.pi * 12000 * t)).astype(np.float32)
-    limited = train_data.band_limited(wave, rate, np.random.default_rng(0))
-    spectrum = np.abs(np.fft.rfft(limited))
-    assert limited.shape == wave.shape and limited.dtype == np.float32
-    assert spectrum[12000] < 0.01 * spectrum[1000]  # 12 kHz is above the Nyquist of 8, 11.025 and 16 kHz
-    assert spectrum[1000] > 0.5 * np.abs(np.fft.rfft(wave))[1000]
-
-
 def test_band_limit_is_seeded_and_off_by_default(tmp_path):
     manifest = make_clips(tmp_path / "clips", n=8)
     plain = list(train(manifest, sample_rate=32000).batches(0))
@@ -259,27 +249,8 @@ def test_noise_is_added_at_an_snr_within_its_range_and_is_seeded_and_off_by_defa
     assert_same(plain, list(train(manifest, augment=WaveAugment(noise=0.0)).batches(0)))
     noisy = [list(train(manifest, augment=WaveAugment(noise=1.0)).batches(0)) for _ in range(2)]
     assert_same(*noisy)
-    low, high = train_data.NOISE_SNR_DB
+    low, high = NOISE_SNR_DB
     for before, after in zip(plain, noisy[0]):
         for a, b in zip(before.waveforms.double(), after.waveforms.double()):
             snr = 10 * torch.log10(a.square().mean() / (b - a).square().mean())
             assert low - 0.01 <= float(snr) <= high + 0.01
-
-
-def test_the_noise_bank_ranges_from_white_to_brown_and_is_the_same_in_every_process():
-    bank = train_data.noise_bank(16000)
-    assert bank.shape == (len(train_data.NOISE_SLOPES), 32000) and bank.dtype == np.float32
-    np.testing.assert_allclose(bank.std(axis=1), 1.0, rtol=1e-4)
-    power = np.abs(np.fft.rfft(bank)) ** 2
-    per_octave = np.log10(power[:, 8000:16000].mean(1) / power[:, 1000:2000].mean(1)) * 10 / 3
-    np.testing.assert_allclose(per_octave, -3.0103 * np.array(train_data.NOISE_SLOPES), atol=0.3)
-    train_data.noise_bank.cache_clear()
-    np.testing.assert_array_equal(train_data.noise_bank(16000), bank)  # from a fixed seed, not the process's
-    assert not train_data.with_noise(np.zeros(100, np.float32), np.random.default_rng(0)).any()  # silence stays
-
-
-@pytest.mark.parametrize("augment, field", [({"band_limit": 1.5}, "band_limit"), ({"noise": -0.1}, "noise"),
-                                            ({"gain_db": -3}, "gain_db"), ({"gain_db": 61}, "gain_db")])
-def test_an_augmentation_out_of_range_is_a_usage_error_naming_it(augment, field):
-    with pytest.raises(UsageError, match=field):
-        WaveAugment(**augment)
