@@ -11,6 +11,7 @@ from clapkit.train.augment import (
     SpecAugment,
     WaveAugment,
     attach,
+    attenuated,
     band_limited,
     noise_bank,
     with_noise,
@@ -91,3 +92,10 @@ def test_the_noise_bank_ranges_from_white_to_brown_and_is_the_same_in_every_proc
 def test_an_augmentation_out_of_range_is_a_usage_error_naming_it(settings, field):
     with pytest.raises(UsageError, match=field):
         WaveAugment(**settings)
+
+
+def test_an_augmentation_that_is_off_draws_nothing_so_the_others_stay_as_they_were():
+    wave = np.random.default_rng(0).standard_normal(4000).astype(np.float32)
+    alone = attenuated(wave, 24.0, np.random.default_rng(5))
+    with_others_off = WaveAugment(band_limit=0.0, gain_db=24.0, noise=0.0)(wave, 16000, np.random.default_rng(5))
+    np.testing.assert_array_equal(with_others_off, alone)

@@ -219,38 +219,39 @@ def test_a_manifest_split_can_be_selected(tmp_path):
         index_sources([f"{tmp_path / 'm.jsonl'}#test"])
 
 
+def plain_and_augmented(manifest, off: WaveAugment, on: WaveAugment, **kw) -> tuple[list, list]:
+    """Epoch 0's batches without augmentation and with ``on``, after checking that ``off`` (the
+    augmentation at 0) changes nothing and that ``on`` gives the same batches twice (seeded)."""
+    plain = list(train(manifest, **kw).batches(0))
+    assert_same(plain, list(train(manifest, augment=off, **kw).batches(0)))
+    augmented = [list(train(manifest, augment=on, **kw).batches(0)) for _ in range(2)]
+    assert_same(*augmented)
+    return plain, augmented[0]
+
+
 def test_band_limit_is_seeded_and_off_by_default(tmp_path):
     manifest = make_clips(tmp_path / "clips", n=8)
-    plain = list(train(manifest, sample_rate=32000).batches(0))
-    assert_same(plain, list(train(manifest, sample_rate=32000, augment=WaveAugment(band_limit=0.0)).batches(0)))
-    limited = [list(train(manifest, sample_rate=32000, augment=WaveAugment(band_limit=1.0)).batches(0))
-               for _ in range(2)]
-    assert_same(*limited)
-    assert all(not torch.equal(a.waveforms, b.waveforms) for a, b in zip(plain, limited[0]))
+    plain, limited = plain_and_augmented(manifest, WaveAugment(band_limit=0.0), WaveAugment(band_limit=1.0),
+                                         sample_rate=32000)
+    assert all(not torch.equal(a.waveforms, b.waveforms) for a, b in zip(plain, limited))
 
 
 def test_gain_makes_clips_quieter_by_a_seeded_factor_and_is_off_by_default(tmp_path):
     manifest = make_clips(tmp_path / "clips", n=8)
-    plain = list(train(manifest).batches(0))
-    assert_same(plain, list(train(manifest, augment=WaveAugment(gain_db=0.0)).batches(0)))
-    quieter = [list(train(manifest, augment=WaveAugment(gain_db=24.0)).batches(0)) for _ in range(2)]
-    assert_same(*quieter)
-    for before, after in zip(plain, quieter[0]):
+    plain, quieter = plain_and_augmented(manifest, WaveAugment(gain_db=0.0), WaveAugment(gain_db=24.0))
+    for before, after in zip(plain, quieter):
         for a, b in zip(before.waveforms, after.waveforms):
             factor = float(b.abs().max() / a.abs().max())
             assert 10 ** (-24 / 20) - 1e-6 <= factor <= 1 + 1e-6
             torch.testing.assert_close(b, a * factor, rtol=1e-5, atol=1e-6)  # the same sound, only quieter
-    assert any(not torch.equal(a.waveforms, b.waveforms) for a, b in zip(plain, quieter[0]))
+    assert any(not torch.equal(a.waveforms, b.waveforms) for a, b in zip(plain, quieter))
 
 
 def test_noise_is_added_at_an_snr_within_its_range_and_is_seeded_and_off_by_default(tmp_path):
     manifest = make_clips(tmp_path / "clips", n=8)
-    plain = list(train(manifest).batches(0))
-    assert_same(plain, list(train(manifest, augment=WaveAugment(noise=0.0)).batches(0)))
-    noisy = [list(train(manifest, augment=WaveAugment(noise=1.0)).batches(0)) for _ in range(2)]
-    assert_same(*noisy)
+    plain, noisy = plain_and_augmented(manifest, WaveAugment(noise=0.0), WaveAugment(noise=1.0))
     low, high = NOISE_SNR_DB
-    for before, after in zip(plain, noisy[0]):
+    for before, after in zip(plain, noisy):
         for a, b in zip(before.waveforms.double(), after.waveforms.double()):
             snr = 10 * torch.log10(a.square().mean() / (b - a).square().mean())
             assert low - 0.01 <= float(snr) <= high + 0.01
