@@ -133,7 +133,8 @@ class Trainer:
         self.data = TrainData(config.train, sample_rate=frontend.sample_rate, clip_samples=self.model_config.clip_samples,
                               global_batch_size=config.batch_size, seed=config.seed, rank=world.rank,
                               world_size=world.world_size, workers=config.workers, fill=frontend.short_clip,
-                              augment=augment.WaveAugment(config.band_limit, config.gain_db, config.noise),
+                              augment=augment.WaveAugment(band_limit=config.band_limit, gain_db=config.gain_db,
+                                                          noise=config.noise),
                               mixture=self.mixture)
         # Each --val source is its own retrieval set, reported under its name.
         self.vals = {source: ValData([source], sample_rate=frontend.sample_rate, fill=frontend.short_clip,
