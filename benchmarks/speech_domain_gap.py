@@ -7,6 +7,9 @@ sound of someone saying seven"), on three sets of the same words:
   other voice, rate and pitch draws; a draw equal to a corpus clip is left out), rendered now;
 - **flite, held out** (where the ``flite`` program is installed): a second synthesizer's four
   English voices at two rates and three pitches, less any draw the corpus's ``flite`` source holds;
+- **Festival, held out** (where ``text2wave`` and its two English voices are installed): a third
+  synthesizer's diphone voice (recordings of a real speaker's diphones) at two rates and three
+  pitches and its HTS voice at three rates, less any draw the corpus's ``festival`` source holds;
 - **real:** FSDD's recordings (the offline digits task, ``eval_digits.jsonl``), also each scaled to
   a peak of -1 dBFS (as loud as the corpus's voices) and made 20 dB quieter: a model that reads
   level as content changes its answers with the level.
@@ -17,7 +20,7 @@ gap is in the voices; if all are low, it is in the prompts' alignment. Prints ea
 
     python benchmarks/speech_domain_gap.py --data-root WORK/data [--model clapkit-small] [--per-digit 30]
 
-Needs espeak-ng (``apt-get install espeak-ng``; flite is optional) and the built evaluation sets.
+Needs espeak-ng (``apt-get install espeak-ng``; flite and Festival are optional) and the built evaluation sets.
 """
 from __future__ import annotations
 
@@ -35,13 +38,15 @@ from clapkit.data.manifest import read_manifest, resolve
 from clapkit.data.offline.licences import CopyrightFile
 from clapkit.data.offline.speech import (
     ENGLISH,
+    FESTIVAL_GENDERS,
     FLITE_VOICES,
     ONES,
     Utterance,
+    festival_items,
     flite_items,
     speech_items,
 )
-from clapkit.data.offline.synth import FliteSpec
+from clapkit.data.offline.synth import FestivalSpec, FliteSpec, MissingTool
 from clapkit.eval.tasks import TASKS
 
 DIGITS = list(ONES[:10])
@@ -68,6 +73,17 @@ def flite_renditions() -> tuple[list[np.ndarray], list[str]]:
     in_corpus = {item.source.identity() for item in flite_items("")}
     specs = [FliteSpec(word, voice, stretch, pitch) for voice in sorted(FLITE_VOICES) for stretch in (0.9, 1.2)
              for pitch in (90, 130, 180) for word in DIGITS]
+    held_out = [spec for spec in specs if spec.identity() not in in_corpus]
+    return [spec.render(16000) for spec in held_out], [spec.text for spec in held_out]
+
+
+def festival_renditions() -> tuple[list[np.ndarray], list[str]]:
+    """Each digit in Festival's diphone voice at two rates and three pitches (Hz) and in its HTS voice
+    at three rates, less the corpus's draws."""
+    in_corpus = {item.source.identity() for item in festival_items(dict.fromkeys(FESTIVAL_GENDERS, ""))}
+    voices = [("ked_diphone", stretch, pitch) for stretch in (0.85, 1.2) for pitch in (95, 125, 160)]
+    voices += [("cmu_us_slt_arctic_hts", stretch, 0) for stretch in (0.85, 1.05, 1.2)]
+    specs = [FestivalSpec(word, voice, stretch, pitch) for voice, stretch, pitch in voices for word in DIGITS]
     held_out = [spec for spec in specs if spec.identity() not in in_corpus]
     return [spec.render(16000) for spec in held_out], [spec.text for spec in held_out]
 
@@ -106,6 +122,11 @@ def main() -> None:
         sets.append(("flite, held out", len(words), accuracy(model, waves, words, 16000)))
     else:
         print("flite is not installed (apt-get install flite): its set is left out")
+    try:
+        waves, words = festival_renditions()
+        sets.append(("Festival, held out", len(words), accuracy(model, waves, words, 16000)))
+    except MissingTool as e:
+        print(f"{e}: the Festival set is left out")
     levels, words = at_levels(Path(args.data_root) / "offline" / "eval_digits.jsonl", 32000)
     sets += [(name, len(words), accuracy(model, waves, words, 32000)) for name, waves in levels.items()]
     print(f"model {args.model}; prompt {TASKS['offline_digits'].template!r}; chance 0.100")

@@ -19,10 +19,12 @@ from clapkit.data.offline.gm import GM_FAMILIES, GM_PROGRAMS, note_grid
 from clapkit.data.offline.licences import guess_licence, parse_copyright
 from clapkit.data.offline.sources import (
     EVAL_SOURCES,
+    FESTIVAL_DIPHONE_LICENCE,
     FLITE_LICENCE,
     RESERVED,
     SOURCES,
     ReservedPackageError,
+    read_festival,
     read_flite,
     read_training_notes,
     resolve_sources,
@@ -196,7 +198,8 @@ def test_note_grid_covers_melodic_programs():
 def test_splits_are_by_package_and_eval_sets_are_disjoint():
     assert {s.split for s in SOURCES.values()} == {"train", "val", "test"}
     assert not set(SOURCES) & set(EVAL_SOURCES)
-    assert list(SOURCES)[-3:] == ["flite", "csound-soundfont", "musescore-general-soundfont-small"]  # manifest order
+    assert list(SOURCES)[-4:] == ["flite", "csound-soundfont", "musescore-general-soundfont-small",
+                                  "festival"]  # manifest order
     music = [s for s in SOURCES.values() if s.pypi == "music21"]
     assert len({s.split for s in music}) == 2 and not set(music[0].include) & set(music[1].include)
     assert not RESERVED & (set(SOURCES) | set(EVAL_SOURCES))
@@ -235,3 +238,21 @@ def test_flite_licence_is_read_from_its_copyright_text(tmp_path):
     (doc / "copyright").write_text("Files: *\nLicense: GPL-2\n")
     with pytest.raises(ValueError, match="licence is unknown"):
         read_flite(tmp_path, SOURCES["flite"], parse_copyright(""))
+
+
+def test_festival_clips_carry_each_voice_package_licence(tmp_path):
+    ked = tmp_path / "usr/share/doc/festvox-kdlpc16k"
+    hts = tmp_path / "usr/share/doc/festvox-us-slt-hts"
+    ked.mkdir(parents=True)
+    hts.mkdir(parents=True)
+    (ked / "copyright").write_text("Centre for Speech Technology Research\n University of Edinburgh\n Permission is "
+                                   "hereby granted, free of charge, to use and\n distribute this software\n")
+    (hts / "copyright").write_text("Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
+                                   "Files:\n lib/voices/us/cmu_us_slt_arctic_hts/README\nLicense: EST-2003\n\n"
+                                   "Files: debian/*\nLicense: BSD-3-clause\n")
+    items, _ = read_festival(tmp_path, SOURCES["festival"], parse_copyright(""))
+    assert {(i.source.voice, i.licence) for i in items} == {("ked_diphone", FESTIVAL_DIPHONE_LICENCE),
+                                                            ("cmu_us_slt_arctic_hts", "EST-2003")}
+    (ked / "copyright").write_text("Files: *\nLicense: GPL-2\n")
+    with pytest.raises(ValueError, match="festvox-kdlpc16k.*licence is unknown"):
+        read_festival(tmp_path, SOURCES["festival"], parse_copyright(""))

@@ -154,6 +154,49 @@ def test_missing_flite_is_a_missing_tool(monkeypatch):
         synth.FliteSpec("seven", "slt").render(16000)
 
 
+FESTIVAL_VOICES_INSTALLED = shutil.which("text2wave") is not None and all(
+    any(Path("/usr/share/festival/voices").glob(f"*/{voice}")) for voice in synth.FESTIVAL_VOICES)
+
+
+@pytest.mark.skipif(not FESTIVAL_VOICES_INSTALLED,
+                    reason="needs Festival and its voices (apt-get install festival festvox-kdlpc16k festvox-us-slt-hts)")
+@pytest.mark.parametrize("voice", sorted(synth.FESTIVAL_VOICES))
+def test_festival_speech_is_deterministic_and_follows_voice_and_rate(voice):
+    spec = synth.FestivalSpec("seven", voice, stretch=1.0, pitch=0)
+    first = spec.render(16000)
+    assert 0.2 < first.size / 16000 < 2.0 and np.abs(first).max() > 0.05
+    np.testing.assert_array_equal(first, spec.render(16000))
+    assert synth.FestivalSpec("seven", voice, stretch=1.3).render(16000).size > first.size
+    assert synth.FestivalSpec("seven", voice, stretch=0.8).render(16000).size < first.size
+
+
+@pytest.mark.skipif(not FESTIVAL_VOICES_INSTALLED, reason="needs Festival and its voices")
+def test_festival_diphone_pitch_moves_the_voice():
+    low, high = (synth.FestivalSpec("eight", "ked_diphone", pitch=pitch).render(16000) for pitch in (85, 150))
+    assert low.shape == high.shape and not np.array_equal(low, high)
+
+
+def test_festival_scheme_sets_voice_rate_and_pitch():
+    diphone = synth.FestivalSpec("seven", "ked_diphone", stretch=1.15, pitch=130).scheme()
+    assert diphone.startswith("(begin (voice_ked_diphone)") and "'Duration_Stretch 1.15" in diphone
+    assert "(target_f0_mean 130)" in diphone
+    assert "target_f0_mean" not in synth.FestivalSpec("seven", "ked_diphone", pitch=0).scheme()
+    assert '(list "-r" 0.8000)' in synth.FestivalSpec("seven", "cmu_us_slt_arctic_hts", stretch=1.25).scheme()
+
+
+def test_missing_festival_or_voice_is_a_missing_tool(monkeypatch):
+    def failed(program, *args, **kwargs):
+        raise synth.RenderError("text2wave failed: SIOD ERROR: unbound variable : voice_ked_diphone")
+
+    monkeypatch.setattr(synth, "_speak", failed)
+    with pytest.raises(synth.MissingTool, match="apt-get install festvox-kdlpc16k"):
+        synth.FestivalSpec("seven", "ked_diphone").render(16000)
+    monkeypatch.undo()
+    monkeypatch.setattr(synth.shutil, "which", lambda name: None)
+    with pytest.raises(synth.MissingTool, match=r"text2wave is not installed \(apt-get install festival\)"):
+        synth.FestivalSpec("seven", "ked_diphone").render(16000)
+
+
 def test_missing_espeak_is_a_missing_tool_not_a_bad_clip(monkeypatch):
     monkeypatch.setattr(synth.shutil, "which", lambda name: None)
     with pytest.raises(synth.MissingTool, match="espeak-ng is not installed"):

@@ -8,7 +8,7 @@ rendition of the same piece) is on both sides of a split:
   hedgewars-data, sound-theme-freedesktop, lomiri-sounds, lmms-common, fluid-soundfont-gm,
   csound-soundfont and musescore-general-soundfont-small (notes and drum hits rendered from three GM
   SoundFonts), ktuberling-data, asterisk-core-sounds-en-wav, 0ad-data, widelands-data,
-  warzone2100-data, espeak-ng-data and flite (two speech synthesizers), music21-tunes (Bach
+  warzone2100-data, espeak-ng-data, flite and festival (three speech synthesizers), music21-tunes (Bach
   chorales, Ryan's and O'Neill's tunes rendered with fluid-soundfont-gm).
 * **val**: lincity-ng-data, scorched3d-data, sound-icons, supertux-data, music21-airs (Aird's Airs).
 * **test**: warmux-data, oxygen-sounds, sonic-pi-samples.
@@ -39,10 +39,10 @@ from .audio import FileSegment
 from .captions import all_captions, caption, dedupe, kind_of, name_words, split_words
 from .gm import drum_grid, note_grid
 from .item import Item, Skipped
-from .licences import CopyrightFile, guess_licence, read_package_copyright
+from .licences import UNKNOWN, CopyrightFile, guess_licence, read_package_copyright
 from .music import music_items
-from .speech import flite_items, speech_items
-from .synth import DRUM_BANK, NoteSpec
+from .speech import festival_items, flite_items, speech_items
+from .synth import DRUM_BANK, FESTIVAL_VOICES, NoteSpec
 
 RESERVED = frozenset({"openttd-opensfx", "gcompris-qt-data", "tuxpaint-stamps-default"})
 
@@ -278,6 +278,25 @@ def read_flite(root: Path, spec: SourceSpec, copyright: CopyrightFile) -> tuple[
     return flite_items(FLITE_LICENCE), []
 
 
+FESTIVAL_DIPHONE_LICENCE = "CSTR-Festival (BSD-style)"
+FESTIVAL_DIPHONE_HOLDER = "Centre for Speech Technology Research"
+HTS_VOICE_FILE = "usr/share/festival/voices/us/cmu_us_slt_arctic_hts/hts/cmu_us_slt_arctic_hts.htsvoice"
+
+
+def read_festival(root: Path, spec: SourceSpec, copyright: CopyrightFile) -> tuple[list[Item], list[Skipped]]:
+    """Festival's English voices speaking the English utterances (see :mod:`.speech`), each clip under its
+    voice package's licence: the ked diphones' copyright file is not machine-readable and is checked by
+    its text (Edinburgh's permissive licence), the HTS voice's is."""
+    ked = FESTIVAL_VOICES["ked_diphone"]
+    text = " ".join((root / f"usr/share/doc/{ked}/copyright").read_text(encoding="utf-8", errors="replace").split())
+    if FESTIVAL_DIPHONE_HOLDER not in text or FLITE_LICENCE_TEXT not in text:
+        raise ValueError(f"{ked}'s copyright file does not carry Edinburgh's Festival licence; its licence is unknown")
+    hts = read_package_copyright(root, FESTIVAL_VOICES["cmu_us_slt_arctic_hts"]).licence_for(HTS_VOICE_FILE)
+    if hts == UNKNOWN:
+        raise ValueError(f"{FESTIVAL_VOICES['cmu_us_slt_arctic_hts']}'s copyright file names no licence")
+    return festival_items({"ked_diphone": FESTIVAL_DIPHONE_LICENCE, "cmu_us_slt_arctic_hts": hts}), []
+
+
 def read_music(root: Path, spec: SourceSpec, copyright: CopyrightFile) -> tuple[list[Item], list[Skipped]]:
     """music21's public-domain scores rendered with the GM SoundFont unpacked beside (see :mod:`.music`)."""
     found = importlib.util.find_spec(spec.pypi)
@@ -365,6 +384,8 @@ SOURCES: dict[str, SourceSpec] = {spec.package: spec for spec in (
     SourceSpec("flite", "train", read_flite, kind="speech"),
     SourceSpec("csound-soundfont", "train", read_training_notes, kind="note"),
     SourceSpec("musescore-general-soundfont-small", "train", read_training_notes, kind="note"),
+    # Added by the A/B in benchmarks/results/ab-festival, last for the same reason.
+    SourceSpec("festival", "train", read_festival, kind="speech", metadata=tuple(FESTIVAL_VOICES.values())),
 )}
 
 EVAL_SOURCES: dict[str, SourceSpec] = {spec.package: spec for spec in (

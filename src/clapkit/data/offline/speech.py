@@ -1,7 +1,8 @@
 """Synthetic speech from ``espeak-ng-data``: numbers, words and short sentences, each spoken by
 several voices (language, voice variant, rate, pitch), with captions such as
-"a man saying the number seven in English"; and the English ones again in flite's four voices,
-a second synthesizer, so that the model does not learn one engine's sound as "speech".
+"a man saying the number seven in English"; and the English ones again in flite's four voices and
+Festival's two, so that the model does not learn one engine's sound as "speech". Festival's diphone
+voice (``ked``) joins recordings of a real speaker's diphones: the nearest to a recorded voice.
 
 Every (text, rendition) pair is one clip; the voice, rate and pitch of a rendition are picked by a
 stable hash of the pair, so a rebuild makes the same clips. Labels: ``speech``, the language, the
@@ -16,7 +17,7 @@ from pathlib import Path
 from .captions import caption, stable_choice
 from .item import Item, Skipped
 from .licences import CopyrightFile
-from .synth import FliteSpec, SpeechSpec
+from .synth import FestivalSpec, FliteSpec, SpeechSpec
 
 ONES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
         "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen")
@@ -51,6 +52,9 @@ SPEAKERS = {"male": "a man", "female": "a woman", "": "a person"}
 FLITE_VOICES = {"kal16": "male", "awb": "male", "rms": "male", "slt": "female"}  # flite 2.2's built-in voices
 FLITE_PITCHES = {"male": (85, 100, 115, 130, 150), "female": (150, 170, 190, 215, 240)}  # Hz
 FLITE_SHARE = 4  # flite speaks each English utterance in a quarter as many renditions as espeak-ng
+FESTIVAL_GENDERS = {"ked_diphone": "male", "cmu_us_slt_arctic_hts": "female"}
+FESTIVAL_SHARE = 4  # and so does Festival
+STRETCHES = (0.8, 0.9, 1.0, 1.15, 1.3)
 
 
 def english_number(n: int) -> str:
@@ -129,14 +133,30 @@ def flite_items(licence: str) -> list[Item]:
             key = f"flite#{utterance.kind}={utterance.text}#{rendition}"
             voice = stable_choice(sorted(FLITE_VOICES), key, salt="voice")
             gender = FLITE_VOICES[voice]
-            stretch = stable_choice([0.8, 0.9, 1.0, 1.15, 1.3], key, salt="stretch")
+            stretch = stable_choice(list(STRETCHES), key, salt="stretch")
             pitch = stable_choice(FLITE_PITCHES[gender], key, salt="pitch")
             spec = FliteSpec(utterance.text, voice, stretch, pitch)
             items.append(_spoken_item(key, spec, utterance, "English", gender, f"flite+{voice}", licence))
     return items
 
 
-def _spoken_item(key: str, spec: SpeechSpec | FliteSpec, utterance: Utterance, language: str, gender: str,
+def festival_items(licences: dict[str, str]) -> list[Item]:
+    """The English utterances in Festival's voices and rates, and the diphone voice's pitches; ``licences``:
+    voice -> licence."""
+    items = []
+    for utterance in (u for u in utterances() if u.languages == ENGLISH):
+        for rendition in range(max(1, utterance.renditions // FESTIVAL_SHARE)):
+            key = f"festival#{utterance.kind}={utterance.text}#{rendition}"
+            voice = stable_choice(sorted(FESTIVAL_GENDERS), key, salt="voice")
+            gender = FESTIVAL_GENDERS[voice]
+            stretch = stable_choice(list(STRETCHES), key, salt="stretch")
+            pitch = 0 if voice.endswith("_hts") else stable_choice(FLITE_PITCHES[gender], key, salt="pitch")
+            spec = FestivalSpec(utterance.text, voice, stretch, pitch)
+            items.append(_spoken_item(key, spec, utterance, "English", gender, f"festival+{voice}", licences[voice]))
+    return items
+
+
+def _spoken_item(key: str, spec: SpeechSpec | FliteSpec | FestivalSpec, utterance: Utterance, language: str, gender: str,
                  voice: str, licence: str) -> Item:
     """One rendition of ``utterance``: its caption, labels and metadata, whichever engine speaks it."""
     text = caption("speech", key, speaker=SPEAKERS[gender], phrase=utterance.phrase, language=language)

@@ -1,4 +1,5 @@
-"""Sources the corpus renders instead of decoding: SoundFont notes and scores, and espeak-ng and flite speech.
+"""Sources the corpus renders instead of decoding: SoundFont notes and scores, and espeak-ng, flite and
+Festival speech.
 
 Each spec is a small frozen dataclass, picklable for the worker processes, with
 ``render(sample_rate) -> mono float32`` and ``identity()``: what, besides the bytes of the files it
@@ -127,12 +128,12 @@ class ScoreSpec:
         return mono * (HEADROOM / peak) if peak > HEADROOM else mono  # chords add up past full scale
 
 
-def _speak(program: str, *args: str, out: Path | None = None) -> bytes:
-    """Run a speech synthesizer (its Debian package has its name); the WAV it wrote to ``out``, or to
-    stdout without one."""
+def _speak(program: str, *args: str, out: Path | None = None, package: str = "") -> bytes:
+    """Run a speech synthesizer (from the Debian ``package``, by default its name); the WAV it wrote to
+    ``out``, or to stdout without one."""
     path = shutil.which(program)
     if path is None:
-        raise MissingTool(f"{program} is not installed (apt-get install {program})")
+        raise MissingTool(f"{program} is not installed (apt-get install {package or program})")
     done = subprocess.run([path, *args], capture_output=True, check=False)
     wav = done.stdout if out is None else out.read_bytes() if out.is_file() else b""
     if done.returncode != 0 or not wav:
@@ -196,4 +197,49 @@ class FliteSpec:
         return _decoded(wav, sample_rate)
 
 
-Rendered = NoteSpec | ScoreSpec | SpeechSpec | FliteSpec
+FESTIVAL_VOICES = {"ked_diphone": "festvox-kdlpc16k", "cmu_us_slt_arctic_hts": "festvox-us-slt-hts"}  # -> package
+
+
+@dataclass(frozen=True)
+class FestivalSpec:
+    """Text spoken by one of Festival's English voices (:data:`FESTIVAL_VOICES`), its durations
+    stretched by ``stretch``; a diphone voice's pitch is centred on ``pitch`` Hz (0: the voice's own;
+    an HTS voice keeps its own)."""
+
+    text: str
+    voice: str
+    stretch: float = 1.0
+    pitch: int = 0
+
+    def inputs(self) -> tuple[str, ...]:
+        return ()
+
+    def identity(self) -> str:
+        return repr(("festival", self.text, self.voice, self.stretch, self.pitch))
+
+    def scheme(self) -> str:
+        """What text2wave evaluates before speaking: the voice, then its rate and pitch."""
+        if self.voice.endswith("_hts"):  # the HTS engine takes its speed as a rate, not a stretch
+            return (f'(begin (voice_{self.voice}) (set! hts_engine_params (append hts_engine_params '
+                    f'(list (list "-r" {1 / self.stretch:.4f})))))')
+        pitch = "" if not self.pitch else (
+            f" (set! int_lr_params '((target_f0_mean {self.pitch}) (target_f0_std {self.pitch * 0.15:.1f})"
+            " (model_f0_mean 170) (model_f0_std 34)))")
+        return f"(begin (voice_{self.voice}) (Parameter.set 'Duration_Stretch {self.stretch}){pitch})"
+
+    def render(self, sample_rate: int) -> np.ndarray:
+        with tempfile.TemporaryDirectory() as folder:  # text2wave reads a file and writes one
+            text, out = Path(folder) / "text.txt", Path(folder) / "speech.wav"
+            text.write_text(self.text, encoding="utf-8")
+            try:
+                wav = _speak("text2wave", "-eval", self.scheme(), "-o", str(out), str(text), out=out,
+                             package="festival")
+            except RenderError as e:
+                if f"voice_{self.voice}" not in str(e):
+                    raise
+                package = FESTIVAL_VOICES.get(self.voice, "the package that holds it")
+                raise MissingTool(f"Festival's voice {self.voice} is not installed (apt-get install {package})") from e
+        return _decoded(wav, sample_rate)
+
+
+Rendered = NoteSpec | ScoreSpec | SpeechSpec | FliteSpec | FestivalSpec
