@@ -70,13 +70,13 @@ def test_flite_speaks_the_english_utterances_in_its_four_voices():
     items = speech.flite_items("CMU-Flite (BSD-style)")
     english = [u for u in speech.utterances() if u.languages == speech.ENGLISH]
     assert {i.source.text for i in items} == {u.text for u in english}
-    assert len([i for i in items if i.source.text == "seven"]) == 150 // speech.FLITE_SHARE
+    assert len([i for i in items if i.source.text == "seven"]) == 150 // speech.SECOND_ENGINE_SHARE
     assert {i.source.voice for i in items} == set(speech.FLITE_VOICES)
     for item in items:
         gender = speech.FLITE_VOICES[item.source.voice]
         assert item.captions[0].startswith(speech.SPEAKERS[gender]) or f"{speech.SPEAKERS[gender]} saying" in item.captions[0]
         assert item.labels == ["speech", "English", gender, item.source.text.rstrip(".")]
-        assert item.source.pitch in speech.FLITE_PITCHES[gender] and item.licence == "CMU-Flite (BSD-style)"
+        assert item.source.pitch in speech.PITCHES[gender] and item.licence == "CMU-Flite (BSD-style)"
     assert [i.source.identity() for i in items] == [i.source.identity() for i in speech.flite_items("x")]
 
 
@@ -85,12 +85,12 @@ def test_festival_speaks_the_english_utterances_in_its_two_voices_under_their_li
     items = speech.festival_items(licences)
     english = [u for u in speech.utterances() if u.languages == speech.ENGLISH]
     assert {i.source.text for i in items} == {u.text for u in english}
-    assert len([i for i in items if i.source.text == "seven"]) == 150 // speech.FESTIVAL_SHARE
+    assert len([i for i in items if i.source.text == "seven"]) == 150 // speech.SECOND_ENGINE_SHARE
     assert {i.source.voice for i in items} == set(speech.FESTIVAL_GENDERS)
     for item in items:
         gender = speech.FESTIVAL_GENDERS[item.source.voice]
         assert item.labels == ["speech", "English", gender, item.source.text.rstrip(".")]
         assert item.licence == licences[item.source.voice] and item.source.stretch in speech.STRETCHES
-        assert item.source.pitch in (speech.FLITE_PITCHES[gender] if item.source.voice == "ked_diphone" else (0,))
+        assert item.source.pitch in (speech.PITCHES[gender] if item.source.voice == "ked_diphone" else (0,))
     assert len({i.name for i in items} & {i.name for i in speech.flite_items("x")}) == 0
     assert [i.source.identity() for i in items] == [i.source.identity() for i in speech.festival_items(licences)]

@@ -266,14 +266,14 @@ def read_speech(root: Path, spec: SourceSpec, copyright: CopyrightFile) -> tuple
 
 
 FLITE_LICENCE = "CMU-Flite (BSD-style)"
-FLITE_LICENCE_TEXT = "Permission is hereby granted, free of charge, to use and distribute"
+FREE_USE_GRANT = "Permission is hereby granted, free of charge, to use and distribute"
 
 
 def read_flite(root: Path, spec: SourceSpec, copyright: CopyrightFile) -> tuple[list[Item], list[Skipped]]:
     """flite's voices speaking the English utterances (see :mod:`.speech`). Its copyright file is not
     machine-readable; the voices and engine are under CMU's permissive licence, checked by its text."""
     text = (root / "usr/share/doc/flite/copyright").read_text(encoding="utf-8", errors="replace")
-    if "Carnegie Mellon University" not in text or FLITE_LICENCE_TEXT not in " ".join(text.split()):
+    if "Carnegie Mellon University" not in text or FREE_USE_GRANT not in " ".join(text.split()):
         raise ValueError("flite's copyright file does not carry CMU's Flite licence; its licence is unknown")
     return flite_items(FLITE_LICENCE), []
 
@@ -289,7 +289,7 @@ def read_festival(root: Path, spec: SourceSpec, copyright: CopyrightFile) -> tup
     its text (Edinburgh's permissive licence), the HTS voice's is."""
     ked = FESTIVAL_VOICES["ked_diphone"]
     text = " ".join((root / f"usr/share/doc/{ked}/copyright").read_text(encoding="utf-8", errors="replace").split())
-    if FESTIVAL_DIPHONE_HOLDER not in text or FLITE_LICENCE_TEXT not in text:
+    if FESTIVAL_DIPHONE_HOLDER not in text or FREE_USE_GRANT not in text:
         raise ValueError(f"{ked}'s copyright file does not carry Edinburgh's Festival licence; its licence is unknown")
     hts = read_package_copyright(root, FESTIVAL_VOICES["cmu_us_slt_arctic_hts"]).licence_for(HTS_VOICE_FILE)
     if hts == UNKNOWN:

@@ -10,7 +10,7 @@ speaker's gender (from the variant file's ``gender`` line) and the spoken text.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,11 +50,10 @@ LANGUAGES = {"en": "English", "en-us": "English", "en-gb-scotland": "English", "
 ENGLISH = ("en", "en-us", "en-gb-scotland", "en-029")
 SPEAKERS = {"male": "a man", "female": "a woman", "": "a person"}
 FLITE_VOICES = {"kal16": "male", "awb": "male", "rms": "male", "slt": "female"}  # flite 2.2's built-in voices
-FLITE_PITCHES = {"male": (85, 100, 115, 130, 150), "female": (150, 170, 190, 215, 240)}  # Hz
-FLITE_SHARE = 4  # flite speaks each English utterance in a quarter as many renditions as espeak-ng
-FESTIVAL_GENDERS = {"ked_diphone": "male", "cmu_us_slt_arctic_hts": "female"}
-FESTIVAL_SHARE = 4  # and so does Festival
-STRETCHES = (0.8, 0.9, 1.0, 1.15, 1.3)
+FESTIVAL_GENDERS = {"ked_diphone": "male", "cmu_us_slt_arctic_hts": "female"}  # Debian's English Festival voices
+PITCHES = {"male": (85, 100, 115, 130, 150), "female": (150, 170, 190, 215, 240)}  # Hz, flite's and Festival's
+STRETCHES = (0.8, 0.9, 1.0, 1.15, 1.3)  # duration factors, flite's and Festival's
+SECOND_ENGINE_SHARE = 4  # flite and Festival speak each English utterance in a quarter of espeak-ng's renditions
 
 
 def english_number(n: int) -> str:
@@ -127,33 +126,29 @@ def speech_items(root: Path, copyright: CopyrightFile, spoken: Sequence[Utteranc
 
 def flite_items(licence: str) -> list[Item]:
     """The English utterances in flite's voices, rates and pitches (a rendition each draw)."""
-    items = []
-    for utterance in (u for u in utterances() if u.languages == ENGLISH):
-        for rendition in range(max(1, utterance.renditions // FLITE_SHARE)):
-            key = f"flite#{utterance.kind}={utterance.text}#{rendition}"
-            voice = stable_choice(sorted(FLITE_VOICES), key, salt="voice")
-            gender = FLITE_VOICES[voice]
-            stretch = stable_choice(list(STRETCHES), key, salt="stretch")
-            pitch = stable_choice(FLITE_PITCHES[gender], key, salt="pitch")
-            spec = FliteSpec(utterance.text, voice, stretch, pitch)
-            items.append(_spoken_item(key, spec, utterance, "English", gender, f"flite+{voice}", licence))
-    return items
+    return [_spoken_item(key, FliteSpec(utterance.text, voice, stretch, pitch), utterance, "English", gender,
+                         f"flite+{voice}", licence)
+            for key, utterance, voice, gender, stretch, pitch in _english_renditions("flite", FLITE_VOICES)]
 
 
 def festival_items(licences: dict[str, str]) -> list[Item]:
-    """The English utterances in Festival's voices and rates, and the diphone voice's pitches; ``licences``:
-    voice -> licence."""
-    items = []
+    """The English utterances in Festival's voices and rates, and the diphone voice's pitches (the HTS
+    voice keeps its own); ``licences``: voice -> licence."""
+    return [_spoken_item(key, FestivalSpec(utterance.text, voice, stretch, 0 if voice.endswith("_hts") else pitch),
+                         utterance, "English", gender, f"festival+{voice}", licences[voice])
+            for key, utterance, voice, gender, stretch, pitch in _english_renditions("festival", FESTIVAL_GENDERS)]
+
+
+def _english_renditions(engine: str, voices: dict[str, str]) -> Iterator[tuple[str, Utterance, str, str, float, int]]:
+    """``(key, utterance, voice, gender, stretch, pitch)`` for each of a second engine's renditions of the
+    English utterances (a quarter as many as espeak-ng's), drawn by a stable hash of the key."""
     for utterance in (u for u in utterances() if u.languages == ENGLISH):
-        for rendition in range(max(1, utterance.renditions // FESTIVAL_SHARE)):
-            key = f"festival#{utterance.kind}={utterance.text}#{rendition}"
-            voice = stable_choice(sorted(FESTIVAL_GENDERS), key, salt="voice")
-            gender = FESTIVAL_GENDERS[voice]
+        for rendition in range(max(1, utterance.renditions // SECOND_ENGINE_SHARE)):
+            key = f"{engine}#{utterance.kind}={utterance.text}#{rendition}"
+            voice = stable_choice(sorted(voices), key, salt="voice")
+            gender = voices[voice]
             stretch = stable_choice(list(STRETCHES), key, salt="stretch")
-            pitch = 0 if voice.endswith("_hts") else stable_choice(FLITE_PITCHES[gender], key, salt="pitch")
-            spec = FestivalSpec(utterance.text, voice, stretch, pitch)
-            items.append(_spoken_item(key, spec, utterance, "English", gender, f"festival+{voice}", licences[voice]))
-    return items
+            yield key, utterance, voice, gender, stretch, stable_choice(PITCHES[gender], key, salt="pitch")
 
 
 def _spoken_item(key: str, spec: SpeechSpec | FliteSpec | FestivalSpec, utterance: Utterance, language: str, gender: str,
