@@ -35,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     offline.add_argument("--out", type=Path, required=True, help="output folder (manifest.jsonl, report.json)")
     offline.add_argument("--sources", type=_source_list, default=None,
                          help="comma-separated packages (default: all training sources, plus the eval sets)")
+    offline.add_argument("--add-sources", type=_source_list, default=[],
+                         help="comma-separated optional sources built besides --sources (e.g. festival)")
     offline.add_argument("--sample-rate", type=_positive, default=44100)
     offline.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1)
     offline.add_argument("--fsdd", type=Path, default=DEFAULT_FSDD, help="FSDD folder, read in place")
@@ -82,7 +84,12 @@ def _run(args: argparse.Namespace, eval_sets: bool, report_name: str) -> int:
 
 
 def _build_offline(args: argparse.Namespace) -> int:
-    return _run(args, eval_sets=args.sources is None, report_name="report.json")
+    from clapkit.data.offline.sources import default_sources
+
+    eval_sets = args.sources is None
+    if args.add_sources:
+        args.sources = [*(default_sources() if args.sources is None else args.sources), *args.add_sources]
+    return _run(args, eval_sets=eval_sets, report_name="report.json")
 
 
 def _build_eval(args: argparse.Namespace) -> int:

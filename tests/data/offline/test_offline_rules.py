@@ -24,6 +24,7 @@ from clapkit.data.offline.sources import (
     RESERVED,
     SOURCES,
     ReservedPackageError,
+    default_sources,
     read_festival,
     read_flite,
     read_training_notes,
@@ -200,6 +201,7 @@ def test_splits_are_by_package_and_eval_sets_are_disjoint():
     assert not set(SOURCES) & set(EVAL_SOURCES)
     assert list(SOURCES)[-4:] == ["flite", "csound-soundfont", "musescore-general-soundfont-small",
                                   "festival"]  # manifest order
+    assert set(default_sources()) == set(SOURCES) - {"festival"}  # optional: built with --add-sources
     music = [s for s in SOURCES.values() if s.pypi == "music21"]
     assert len({s.split for s in music}) == 2 and not set(music[0].include) & set(music[1].include)
     assert not RESERVED & (set(SOURCES) | set(EVAL_SOURCES))
@@ -256,3 +258,20 @@ def test_festival_clips_carry_each_voice_package_licence(tmp_path):
     (ked / "copyright").write_text("Files: *\nLicense: GPL-2\n")
     with pytest.raises(ValueError, match="festvox-kdlpc16k.*licence is unknown"):
         read_festival(tmp_path, SOURCES["festival"], parse_copyright(""))
+
+
+def test_add_sources_builds_optional_sources_after_the_defaults_and_with_the_eval_sets(monkeypatch, tmp_path):
+    import clapkit.data.offline as offline
+
+    seen = {}
+
+    def fake_build(options):
+        seen.update(sources=options.sources, eval_sets=options.eval_sets)
+        return {"sources": {}, "splits": {}, "wall_seconds": 0.0}
+
+    monkeypatch.setattr(offline, "build", fake_build)
+    assert main(["data", "build", "offline", "--out", str(tmp_path), "--add-sources", "festival"]) == 0
+    assert seen == {"sources": [*default_sources(), "festival"], "eval_sets": True}
+    assert main(["data", "build", "offline", "--out", str(tmp_path), "--sources", "sound-icons",
+                 "--add-sources", "festival"]) == 0
+    assert seen == {"sources": ["sound-icons", "festival"], "eval_sets": False}

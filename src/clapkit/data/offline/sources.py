@@ -8,8 +8,9 @@ rendition of the same piece) is on both sides of a split:
   hedgewars-data, sound-theme-freedesktop, lomiri-sounds, lmms-common, fluid-soundfont-gm,
   csound-soundfont and musescore-general-soundfont-small (notes and drum hits rendered from three GM
   SoundFonts), ktuberling-data, asterisk-core-sounds-en-wav, 0ad-data, widelands-data,
-  warzone2100-data, espeak-ng-data, flite and festival (three speech synthesizers), music21-tunes (Bach
+  warzone2100-data, espeak-ng-data and flite (two speech synthesizers), music21-tunes (Bach
   chorales, Ryan's and O'Neill's tunes rendered with fluid-soundfont-gm).
+  Optional (``--add-sources festival``): festival, a third speech synthesizer.
 * **val**: lincity-ng-data, scorched3d-data, sound-icons, supertux-data, music21-airs (Aird's Airs).
 * **test**: warmux-data, oxygen-sounds, sonic-pi-samples.
 * **evaluation sets** (labels from outside the training metadata, never trained on):
@@ -78,6 +79,7 @@ class SourceSpec:
     metadata: tuple[str, ...] = ()
     pypi: str = ""  # set: the source is this installed Python distribution, not a Debian package
     segments: int = 0  # further 10 s clips taken from each long file (training sources only)
+    default: bool = True  # False: built only when asked for (``--add-sources``), e.g. what an A/B tried
 
 
 def _wanted(name: str, spec: SourceSpec) -> bool:
@@ -384,8 +386,9 @@ SOURCES: dict[str, SourceSpec] = {spec.package: spec for spec in (
     SourceSpec("flite", "train", read_flite, kind="speech"),
     SourceSpec("csound-soundfont", "train", read_training_notes, kind="note"),
     SourceSpec("musescore-general-soundfont-small", "train", read_training_notes, kind="note"),
-    # Added by the A/B in benchmarks/results/ab-festival, last for the same reason.
-    SourceSpec("festival", "train", read_festival, kind="speech", metadata=tuple(FESTIVAL_VOICES.values())),
+    # Optional: its A/B (benchmarks/results/ab-festival) lifted Festival's own voices, not real speakers.
+    SourceSpec("festival", "train", read_festival, kind="speech", metadata=tuple(FESTIVAL_VOICES.values()),
+               default=False),
 )}
 
 EVAL_SOURCES: dict[str, SourceSpec] = {spec.package: spec for spec in (
@@ -394,10 +397,16 @@ EVAL_SOURCES: dict[str, SourceSpec] = {spec.package: spec for spec in (
 )}
 
 
+def default_sources() -> list[str]:
+    """The training, validation and test sources a build reads unless told otherwise (all but the
+    optional ones, such as ``festival``)."""
+    return [name for name, spec in SOURCES.items() if spec.default]
+
+
 def resolve_sources(names: list[str] | None) -> list[SourceSpec]:
-    """The specs for ``names`` (all training, validation and test sources when None); refuses
+    """The specs for ``names`` (the default training, validation and test sources when None); refuses
     reserved packages."""
-    names = list(SOURCES) if names is None else names
+    names = default_sources() if names is None else names
     for name in names:
         refuse_reserved(name)
         if name not in SOURCES and name not in EVAL_SOURCES:
