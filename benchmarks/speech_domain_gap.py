@@ -1,7 +1,7 @@
 """Where clapkit-small's spoken-digit errors come from: the voices, or matching the prompts?
 
 Zero-shot accuracy on the ten English digits with the offline digits task's prompt ("this is the
-sound of someone saying seven"), on three sets of the same words:
+sound of someone saying seven"), on four sets of the same words:
 
 - **espeak-ng, held out:** renditions the corpus does not hold (numbers 150 and on of each digit:
   other voice, rate and pitch draws; a draw equal to a corpus clip is left out), rendered now;
@@ -9,7 +9,7 @@ sound of someone saying seven"), on three sets of the same words:
   English voices at two rates and three pitches, less any draw the corpus's ``flite`` source holds;
 - **Festival, held out** (where ``text2wave`` and its two English voices are installed): a third
   synthesizer's diphone voice (recordings of a real speaker's diphones) at two rates and three
-  pitches and its HTS voice at three rates, less any draw the corpus's ``festival`` source holds;
+  pitches and its HTS voice at three rates, less any draw the optional ``festival`` source holds;
 - **real:** FSDD's recordings (the offline digits task, ``eval_digits.jsonl``), also each scaled to
   a peak of -1 dBFS (as loud as the corpus's voices) and made 20 dB quieter: a model that reads
   level as content changes its answers with the level.
