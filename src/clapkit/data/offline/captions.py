@@ -54,6 +54,8 @@ TEMPLATES: Mapping[str, Sequence[str]] = {
               "the sound of {piece}, performed on a {instrument} in a {register} register"),
     "speech": ("{speaker} saying {phrase} in {language}", "{speaker} says {phrase} in {language}, a synthetic voice",
                "a synthetic {language} voice: {speaker} saying {phrase}"),
+    "recorded_speech": ("{speaker} saying {phrase} in {language}", "a recording of {speaker} saying {phrase} in {language}",
+                        "{phrase}, spoken in {language} by {speaker}"),
     "digit": ("a person saying the number {phrase}", 'someone says "{phrase}"', "the spoken digit {phrase}"),
     "drum": ("a {phrase} hit from a drum kit", "a single {phrase} drum sound", "the sound of a {phrase}"),
 }
@@ -126,7 +128,8 @@ def pick_template(kind: str, key: str) -> str:
 
 
 def _filled(template: str, slots: Mapping[str, str]) -> str:
-    return re.sub(r"\b([Aa]) (?=[aeiou])", r"\1n ", template.format(**slots))
+    # "a" becomes "an" before a vowel, except the spoken letter ("the letter A in English").
+    return re.sub(r"(?<!letter )\b([Aa]) (?=[aeiou])", r"\1n ", template.format(**slots))
 
 
 def caption(kind: str, key: str, **slots: str) -> str:

@@ -42,7 +42,7 @@ from .gm import drum_grid, note_grid
 from .item import Item, Skipped
 from .licences import UNKNOWN, CopyrightFile, guess_licence, read_package_copyright
 from .music import music_items
-from .speech import festival_items, flite_items, speech_items
+from .speech import english_number, festival_items, flite_items, speech_items
 from .synth import DRUM_BANK, FESTIVAL_VOICES, NoteSpec
 
 RESERVED = frozenset({"openttd-opensfx", "gcompris-qt-data", "tuxpaint-stamps-default"})
@@ -151,7 +151,8 @@ LANGUAGES = {
     "fi": "Finnish", "fr": "French", "ga": "Irish", "gl": "Galician", "id": "Indonesian",
     "it": "Italian", "lt": "Lithuanian", "nds": "Low German", "nl": "Dutch", "nn": "Norwegian Nynorsk",
     "pt": "Portuguese", "ro": "Romanian", "ru": "Russian", "sl": "Slovenian", "sr": "Serbian",
-    "sv": "Swedish", "uk": "Ukrainian", "wa": "Walloon",
+    "sv": "Swedish", "uk": "Ukrainian", "wa": "Walloon", "ar": "Arabic", "cs": "Czech", "he": "Hebrew",
+    "hu": "Hungarian", "ml": "Malayalam", "nb": "Norwegian Bokmål", "sk": "Slovak", "tn": "Setswana",
 }
 
 
@@ -188,17 +189,29 @@ def read_ktuberling(root: Path, spec: SourceSpec, copyright: CopyrightFile) -> t
 
 ASTERISK_TRANSCRIPTS = "usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz"
 ASTERISK_SOUNDS = "usr/share/asterisk/sounds/en_US_f_Allison/"
+ASTERISK_VOICES = "usr/share/asterisk/sounds/"
+
+
+def _asterisk_transcripts(path: Path) -> dict[str, str]:
+    """``prompt/name: what is said`` lines of an Asterisk sound set's transcript file."""
+    transcripts = {}
+    with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if ":" in line and not line.startswith(";"):
+                key, text = line.split(":", 1)
+                transcripts[key.strip()] = " ".join(text.split())
+    return transcripts
+
+
+def _is_tone(transcript: str) -> bool:
+    """Bracketed transcripts (``[ascending tones]``) describe non-speech sounds."""
+    return transcript.startswith("[") and transcript.endswith("]")
 
 
 def read_asterisk(root: Path, spec: SourceSpec, copyright: CopyrightFile) -> tuple[list[Item], list[Skipped]]:
     """Telephone prompts with their transcripts from ``asterisk-core-sounds-en``; bracketed
     transcripts (``[ascending tones]``) describe non-speech sounds and become effect captions."""
-    transcripts = {}
-    with gzip.open(root / ASTERISK_TRANSCRIPTS, "rt", encoding="utf-8", errors="replace") as f:
-        for line in f:
-            if ":" in line and not line.startswith(";"):
-                key, text = line.split(":", 1)
-                transcripts[key.strip()] = " ".join(text.split())
+    transcripts = _asterisk_transcripts(root / ASTERISK_TRANSCRIPTS)
     items, skipped = [], []
     for name, path in audio_files(root, spec):
         key = name[len(ASTERISK_SOUNDS):].rsplit(".", 1)[0]
@@ -206,12 +219,91 @@ def read_asterisk(root: Path, spec: SourceSpec, copyright: CopyrightFile) -> tup
         if not text:
             skipped.append((name, "no transcript"))
             continue
-        if text.startswith("[") and text.endswith("]"):
+        if _is_tone(text):
             kind, labels, phrase = "effect", ["effect", "tone"], text.strip("[]")
         else:
             kind, labels, phrase = "transcript", ["speech", "English"], text
         items.append(Item(name, str(path), [caption(kind, name, phrase=phrase)], labels,
                           copyright.licence_for(name), {"transcript": text}))
+    return items, skipped
+
+
+RECORDED_SPEAKERS = {"f": "a woman", "m": "a man"}
+
+
+def _recorded_speech(name: str, path: Path, phrase: str, language: str, speaker: str, licence: str,
+                     extra: dict) -> Item:
+    return Item(name, str(path), [caption("recorded_speech", name, phrase=phrase, language=language, speaker=speaker)],
+                ["speech", language], licence, extra)
+
+
+def read_asterisk_language(root: Path, spec: SourceSpec, copyright: CopyrightFile) -> tuple[list[Item], list[Skipped]]:
+    """An Asterisk sound set in another language (``<lang>_<REGION>_<f|m>_<Name>``), real recordings of
+    one speaker. Prompts keep their transcript; the digits become "the number N", as espeak-ng's numbers
+    in other languages are captioned, because several upstream digit transcripts are wrong."""
+    voice = next(p.name for p in sorted((root / ASTERISK_VOICES).iterdir()) if p.is_dir())
+    code, _, gender, _ = voice.split("_", 3)
+    language, speaker = _language(code), RECORDED_SPEAKERS.get(gender, "a person")
+    transcripts = _asterisk_transcripts(root / f"usr/share/doc/{spec.metadata[0]}/core-sounds-{code}.txt.gz")
+    # The DEP-5 stanzas name upstream's tarballs by language ("it-*"); Allison's own sets fall to "*".
+    licence = copyright.licence_for(f"{code}-sounds")
+    items, skipped = [], []
+    for name, path in audio_files(root, spec):
+        key = name[len(ASTERISK_VOICES + voice) + 1:].rsplit(".", 1)[0]
+        folder, _, stem = key.rpartition("/")
+        text = transcripts.get(key, "")
+        if folder == "digits" and stem.isdigit():
+            phrase = f"the number {int(stem)}"
+        elif text and not _is_tone(text):
+            phrase = f'"{text}"'
+        elif text:
+            items.append(Item(name, str(path), [caption("effect", name, phrase=text.strip("[]"))], ["effect", "tone"],
+                              licence, {"transcript": text}))
+            continue
+        else:
+            skipped.append((name, "no transcript"))
+            continue
+        items.append(_recorded_speech(name, path, phrase, language, speaker, licence, {"transcript": text}))
+    return items, skipped
+
+
+NUMBER_WORDS = {english_number(n): n for n in range(100)}
+
+
+def read_spoken_numbers(root: Path, spec: SourceSpec, copyright: CopyrightFile) -> tuple[list[Item], list[Skipped]]:
+    """Recordings named after the English number they speak (``csmash-data``'s umpire: ``seven.wav``);
+    the package's other sounds are skipped."""
+    items, skipped = [], []
+    for name, path in audio_files(root, spec):
+        stem = Path(name).stem.lower()
+        if stem not in NUMBER_WORDS:
+            skipped.append((name, "not a spoken number"))
+            continue
+        items.append(_recorded_speech(name, path, f"the number {stem}", "English", "a person",
+                                      copyright.licence_for(name), {"word": stem, "number": NUMBER_WORDS[stem]}))
+    return items, skipped
+
+
+KLETTRES = "usr/share/klettres/"
+
+
+def read_klettres(root: Path, spec: SourceSpec, copyright: CopyrightFile) -> tuple[list[Item], list[Skipped]]:
+    """KLettres' recordings of letters (``<lang>/alpha/B.ogg``) and syllables (``<lang>/syllab/ba.ogg``),
+    real voices in twenty languages."""
+    items, skipped = [], []
+    for name, path in audio_files(root, spec):
+        code, folder, file = name[len(KLETTRES):].split("/")
+        text = re.sub(r"[\d-]+", "", Path(file).stem)  # numbered names: "a-01", "26-pek"
+        language = _language(code.split("_")[0])
+        if folder == "alpha":
+            phrase = f"the letter {text.upper()}"
+        elif folder == "syllab":
+            phrase = f'"{text.lower()}"'
+        else:
+            skipped.append((name, f"not a letter or syllable ({folder})"))
+            continue
+        items.append(_recorded_speech(name, path, phrase, language, "a person", copyright.licence_for(name),
+                                      {"language": code, "text": text}))
     return items, skipped
 
 
@@ -348,6 +440,18 @@ ZERO_AD_ABBREVIATIONS = {"amb": "ambient", "bldg": "building", "inf": "infantry"
                          "civ": "citizen", "fs": "footstep"}
 ZERO_AD_STOPWORDS = frozenset({"actor", "sz", "public", "zip"})
 
+# Real recorded voices: Asterisk's prompts in four more languages, KLettres' letters and syllables,
+# CannonSmash's umpire calling numbers.
+REAL_SPEECH = (
+    *(SourceSpec(f"asterisk-core-sounds-{code}-wav", "train", read_asterisk_language, kind="recorded_speech",
+                 include=(ASTERISK_VOICES + "*",), metadata=(f"asterisk-core-sounds-{code}",), default=False)
+      for code in ("es", "fr", "it", "ru")),
+    SourceSpec("klettres-data", "train", read_klettres, kind="recorded_speech",
+               include=(KLETTRES + "*/alpha/*", KLETTRES + "*/syllab/*"), default=False),
+    SourceSpec("csmash-data", "train", read_spoken_numbers, kind="recorded_speech",
+               include=("usr/share/games/csmash/wav/*",), default=False),
+)
+
 SOURCES: dict[str, SourceSpec] = {spec.package: spec for spec in (
     SourceSpec("megaglest-data", "train", read_named_files, abbreviations=MEGAGLEST_ABBREVIATIONS,
                segments=LONG_FILE_SEGMENTS),
@@ -389,6 +493,7 @@ SOURCES: dict[str, SourceSpec] = {spec.package: spec for spec in (
     # Optional: its A/B (benchmarks/results/ab-festival) lifted Festival's own voices, not real speakers.
     SourceSpec("festival", "train", read_festival, kind="speech", metadata=tuple(FESTIVAL_VOICES.values()),
                default=False),
+    *REAL_SPEECH,
 )}
 
 EVAL_SOURCES: dict[str, SourceSpec] = {spec.package: spec for spec in (
