@@ -21,12 +21,16 @@ from clapkit.data.offline.sources import (
     EVAL_SOURCES,
     FESTIVAL_DIPHONE_LICENCE,
     FLITE_LICENCE,
+    REAL_SPEECH,
     RESERVED,
     SOURCES,
     ReservedPackageError,
     default_sources,
+    read_asterisk_language,
     read_festival,
     read_flite,
+    read_klettres,
+    read_spoken_numbers,
     read_training_notes,
     resolve_sources,
 )
@@ -165,6 +169,12 @@ def test_caption_fills_slots_and_fixes_article():
     assert "{" not in text
 
 
+def test_a_spoken_letter_keeps_its_name_before_a_vowel():
+    text = caption("recorded_speech", "k", phrase="the letter A", language="English", speaker="a person")
+    assert "the letter A in English" in text or "the letter A, spoken" in text
+    assert caption("effect", "k", phrase="a apple").count("an apple") == 1
+
+
 def test_all_captions_fill_every_template_with_the_picked_one_first():
     slots = dict(instrument="oboe", family="reed", loudness="loud", height="high", length="long",
                  loudness_adverb="loudly")
@@ -199,9 +209,10 @@ def test_note_grid_covers_melodic_programs():
 def test_splits_are_by_package_and_eval_sets_are_disjoint():
     assert {s.split for s in SOURCES.values()} == {"train", "val", "test"}
     assert not set(SOURCES) & set(EVAL_SOURCES)
-    assert list(SOURCES)[-4:] == ["flite", "csound-soundfont", "musescore-general-soundfont-small",
-                                  "festival"]  # manifest order
-    assert set(default_sources()) == set(SOURCES) - {"festival"}  # optional: built with --add-sources
+    optional = ["festival", *(s.package for s in REAL_SPEECH)]
+    assert list(SOURCES)[-3 - len(optional):] == ["flite", "csound-soundfont", "musescore-general-soundfont-small",
+                                                  *optional]  # manifest order
+    assert set(default_sources()) == set(SOURCES) - set(optional)  # optional: built with --add-sources
     music = [s for s in SOURCES.values() if s.pypi == "music21"]
     assert len({s.split for s in music}) == 2 and not set(music[0].include) & set(music[1].include)
     assert not RESERVED & (set(SOURCES) | set(EVAL_SOURCES))
@@ -275,3 +286,65 @@ def test_add_sources_builds_optional_sources_after_the_defaults_and_with_the_eva
     assert main(["data", "build", "offline", "--out", str(tmp_path), "--sources", "sound-icons",
                  "--add-sources", "festival"]) == 0
     assert seen == {"sources": ["sound-icons", "festival"], "eval_sets": False}
+
+
+def _touch(root, *paths):
+    for path in paths:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(b"")
+
+
+GPL_2_PLUS = "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: GPL-2+\n"
+
+ASTERISK_IT_COPYRIGHT = """\
+Format: http://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+
+Files: *
+Copyright: 2003-2010, Allison Smith
+License: CC-BY-SA-3.0
+
+Files: it-*
+Copyright: 2012 Carlo Flora
+License: CC-BY-3.0
+"""
+
+
+def test_asterisk_prompts_in_another_language_keep_transcript_speaker_and_licence(tmp_path):
+    import gzip
+
+    voice = "usr/share/asterisk/sounds/it_IT_m_Carlo"
+    _touch(tmp_path, f"{voice}/digits/7.wav", f"{voice}/digits/h-14.wav", f"{voice}/vm-first.wav",
+           f"{voice}/beep.wav", f"{voice}/untranscribed.wav")
+    doc = tmp_path / "usr/share/doc/asterisk-core-sounds-it"
+    doc.mkdir(parents=True)
+    with gzip.open(doc / "core-sounds-it.txt.gz", "wt", encoding="utf-8") as f:
+        f.write("; comment: ignored\ndigits/7: otto\ndigits/h-14: quattordicesimo\nvm-first: primo\nbeep: [beep]\n")
+    spec = SOURCES["asterisk-core-sounds-it-wav"]
+    items, skipped = read_asterisk_language(tmp_path, spec, parse_copyright(ASTERISK_IT_COPYRIGHT))
+    captions = {i.name.rsplit("/", 1)[1]: i.captions[0] for i in items}
+    assert "the number 7" in captions["7.wav"] and "otto" not in captions["7.wav"]  # upstream's digit text is wrong
+    assert '"quattordicesimo"' in captions["h-14.wav"] and '"primo"' in captions["vm-first.wav"]
+    assert all("a man" in captions[k] and "Italian" in captions[k] for k in ("7.wav", "h-14.wav", "vm-first.wav"))
+    assert "beep" in captions["beep.wav"] and "a man" not in captions["beep.wav"]  # a tone, not speech
+    assert {i.licence for i in items} == {"CC-BY-3.0"}  # the "it-*" stanza, not Allison's "*"
+    assert skipped == [(f"{voice}/untranscribed.wav", "no transcript")]
+
+
+def test_klettres_letters_and_syllables_are_captioned_per_language(tmp_path):
+    _touch(tmp_path, "usr/share/klettres/en_GB/alpha/a.ogg", "usr/share/klettres/hu/syllab/26-pek.ogg",
+           "usr/share/klettres/pics/a.png")
+    items, skipped = read_klettres(tmp_path, SOURCES["klettres-data"], parse_copyright(GPL_2_PLUS))
+    assert [(i.extra["text"], i.labels) for i in items] == [("a", ["speech", "English"]),
+                                                            ("pek", ["speech", "Hungarian"])]
+    assert "the letter A" in items[0].captions[0] and '"pek"' in items[1].captions[0]
+    assert not skipped and {i.licence for i in items} == {"GPL-2+"}
+
+
+def test_spoken_numbers_are_read_from_file_names_and_other_sounds_skipped(tmp_path):
+    wav = "usr/share/games/csmash/wav"
+    _touch(tmp_path, f"{wav}/seven.wav", f"{wav}/twenty.wav", f"{wav}/racket.wav")
+    items, skipped = read_spoken_numbers(tmp_path, SOURCES["csmash-data"], parse_copyright(GPL_2_PLUS))
+    assert [(i.extra["number"], "the number " + i.extra["word"] in i.captions[0]) for i in items] == [
+        (7, True), (20, True)]
+    assert all("English" in i.captions[0] for i in items)
+    assert skipped == [(f"{wav}/racket.wav", "not a spoken number")]

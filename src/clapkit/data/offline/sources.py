@@ -10,7 +10,9 @@ rendition of the same piece) is on both sides of a split:
   SoundFonts), ktuberling-data, asterisk-core-sounds-en-wav, 0ad-data, widelands-data,
   warzone2100-data, espeak-ng-data and flite (two speech synthesizers), music21-tunes (Bach
   chorales, Ryan's and O'Neill's tunes rendered with fluid-soundfont-gm).
-  Optional (``--add-sources festival``): festival, a third speech synthesizer.
+  Optional (``--add-sources``): festival, a third speech synthesizer; real recorded voices:
+  asterisk-core-sounds-{es,fr,it,ru}-wav (telephone prompts), klettres-data (letters and syllables in
+  twenty languages), csmash-data (an umpire calling numbers).
 * **val**: lincity-ng-data, scorched3d-data, sound-icons, supertux-data, music21-airs (Aird's Airs).
 * **test**: warmux-data, oxygen-sounds, sonic-pi-samples.
 * **evaluation sets** (labels from outside the training metadata, never trained on):
